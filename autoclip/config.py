@@ -1,0 +1,117 @@
+"""Settings (machine-wide, from the environment and `.env`) and ClipOptions (per run, a flow parameter)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_FORMATS = ("mp4", "avi", "mov", "mkv", "flv", "wmv", "webm")
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3,
+               "gb": 1000**3, "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+
+
+def parse_size(value: int | str) -> int:
+    """Accept bytes as an int or a string such as '2GiB', '500 MB', '1048576'."""
+    if isinstance(value, int):
+        return value
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(value))
+    unit = match.group(2).lower() if match else None
+    if not match or unit not in _SIZE_UNITS:
+        raise ValueError(f"not a size: {value!r} (use bytes or e.g. '500MB', '2GiB')")
+    return int(float(match.group(1)) * _SIZE_UNITS[unit])
+
+
+class Settings(BaseSettings):
+    """Machine-wide knobs; every field can be set as AUTOCLIP_<NAME> in the environment or `.env`."""
+
+    model_config = SettingsConfigDict(env_prefix="AUTOCLIP_", env_file=".env", extra="ignore")
+
+    max_video_size: int = Field(2 * 1024**3, description="largest accepted source, bytes or '2GiB'")
+    supported_formats: Annotated[tuple[str, ...], NoDecode] = DEFAULT_FORMATS
+    max_parallel_analysis: int = Field(4, ge=1, le=64)
+    storage_backend: Literal["local"] = "local"
+    workspace_dir: Path = Path.home() / ".cache" / "autoclip" / "runs"
+    provider: Literal["auto", "local"] = "auto"
+
+    whisper_model: str | None = Field(None, description="faster-whisper model name or local directory")
+    whisper_compute_type: str = "int8"
+    language: str | None = Field(None, description="speech language hint, e.g. 'en' or 'zh'")
+
+    frame_interval: float = Field(2.0, gt=0, description="seconds between sampled frames")
+    scene_threshold: float = Field(0.3, gt=0, lt=1, description="ffmpeg scene score that marks a cut")
+    silence_db: float = Field(-40.0, description="windows quieter than this (dBFS) count as silence")
+
+    ffmpeg_binary: str | None = Field(None, description="path to ffmpeg; default: the imageio-ffmpeg one")
+    ffmpeg_timeout: float = Field(3600.0, gt=0, description="seconds before an ffmpeg process is killed")
+
+    @field_validator("max_video_size", mode="before")
+    @classmethod
+    def _size(cls, value):
+        return parse_size(value)
+
+    @field_validator("supported_formats", mode="before")
+    @classmethod
+    def _formats(cls, value):
+        if isinstance(value, str):
+            value = json.loads(value) if value.strip().startswith("[") else value.split(",")
+        return tuple(v.strip().lower().lstrip(".") for v in value if v.strip())
+
+    def analysis_fingerprint(self) -> str:
+        """What changes analysis results: part of the analysis cache key."""
+        knobs = {k: getattr(self, k) for k in (
+            "whisper_model", "whisper_compute_type", "language", "frame_interval",
+            "scene_threshold", "silence_db")}
+        return hashlib.sha256(json.dumps(knobs, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings; tests call `get_settings.cache_clear()` after changing the env."""
+    return Settings()
+
+
+class ClipOptions(BaseModel):
+    """Per-run choices: what reel to make. A flow parameter, so it must stay JSON-serialisable."""
+
+    target_duration: float = Field(60.0, gt=0, le=3600, description="length of the reel in seconds")
+    width: int = Field(1280, ge=16, le=7680, description="output width in pixels (even)")
+    height: int = Field(720, ge=16, le=4320, description="output height in pixels (even)")
+    fps: float = Field(30.0, gt=0, le=120, description="output frame rate")
+    preset: str = Field("veryfast", description="libx264 preset")
+    crf: int = Field(23, ge=0, le=51, description="libx264 constant rate factor")
+    engine: Literal["ffmpeg", "moviepy"] = Field("ffmpeg", description="render engine")
+    min_clip: float = Field(1.5, gt=0, description="shortest clip worth showing, seconds")
+    max_clip: float = Field(8.0, gt=0, description="longest single clip, seconds")
+    max_parallel_analysis: int | None = Field(None, ge=1, le=64,
+                                              description="default: AUTOCLIP_MAX_PARALLEL_ANALYSIS")
+
+    @field_validator("width", "height")
+    @classmethod
+    def _even(cls, value: int) -> int:
+        return value - value % 2
+
+    @model_validator(mode="after")
+    def _clip_bounds(self):
+        if self.min_clip > self.max_clip:
+            raise ValueError("min_clip must not exceed max_clip")
+        return self
+
+    @classmethod
+    def for_aspect(cls, aspect: str, long_side: int = 1280, **kwargs) -> "ClipOptions":
+        """Options for an aspect ratio such as '16:9', '9:16' or '1:1' with the given long side."""
+        match = re.fullmatch(r"(\d+):(\d+)", aspect.strip())
+        if not match or int(match.group(1)) == 0 or int(match.group(2)) == 0:
+            raise ValueError(f"aspect must look like 16:9, got {aspect!r}")
+        aw, ah = int(match.group(1)), int(match.group(2))
+        if aw >= ah:
+            width, height = long_side, round(long_side * ah / aw)
+        else:
+            width, height = round(long_side * aw / ah), long_side
+        return cls(width=width, height=height, **kwargs)

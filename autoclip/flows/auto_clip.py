@@ -1,0 +1,142 @@
+"""The main flow: ingest -> analyse (fan-out, cached) -> theme -> select -> render -> publish."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
+from prefect.futures import as_completed
+from prefect.runtime import flow_run
+
+from autoclip.config import ClipOptions, get_settings
+from autoclip.errors import InputError
+from autoclip.media.subtitles import reel_cues, to_srt
+from autoclip.models import EditPlan, Rejection, RunResult, SourceVideo, VideoAnalysis
+from autoclip.sources import expand_sources
+from autoclip.storage.local import publish_file, write_text
+from autoclip.tasks.stages import (analyze_video, decide_theme_task, ingest_source, render_task,
+                                   select_clips_task)
+
+
+class Progress:
+    """One progress artifact that moves through the stages (0-100)."""
+
+    def __init__(self):
+        self.id = create_progress_artifact(0.0, key="auto-clip-progress", description="auto-clip: starting")
+
+    def __call__(self, percent: float, stage: str) -> None:
+        update_progress_artifact(self.id, round(percent, 1), description=f"auto-clip: {stage}")
+        get_run_logger().info("[%3.0f%%] %s", percent, stage)
+
+
+def _failure_reason(state) -> str:
+    exc = state.result(raise_on_failure=False)
+    if isinstance(exc, InputError):
+        return exc.reason
+    return str(exc) if isinstance(exc, BaseException) else (state.message or state.name)
+
+
+def _bounded(task, items: list, limit: int, **kwargs):
+    """Submit `task` for each item with at most `limit` running; yield (item, final state) as they end."""
+    futures = {}
+    queue = list(items)
+    while queue or futures:
+        while queue and len(futures) < limit:
+            item = queue.pop(0)
+            futures[task.submit(item, **kwargs)] = item
+        done = next(as_completed(list(futures)))
+        done.wait()  # sets the future's final state; without it `.state` asks the API and may lag
+        yield futures.pop(done), done.state
+
+
+def clip_table(plan: EditPlan) -> str:
+    lines = [f"# {plan.theme.title}", "", plan.theme.summary, "",
+             f"Planner: {plan.planner.provider} / {plan.planner.model}"
+             + (" (heuristic)" if plan.planner.heuristic else ""),
+             f"Reel: {plan.duration:.1f} s of {plan.target_duration:.0f} s target, {len(plan.clips)} clips "
+             f"from {plan.candidates} candidates", "",
+             "| # | source | in | out | length | reason |", "|---|---|---|---|---|---|"]
+    for n, clip in enumerate(plan.clips, 1):
+        reason = clip.reason.replace("|", "/")
+        lines.append(f"| {n} | {clip.name} | {clip.start:.2f} | {clip.end:.2f} | {clip.duration:.2f} | {reason} |")
+    for note in plan.planner.notes:
+        lines.append(f"\n> {note}")
+    if plan.rejected:
+        lines += ["", "## Left out", ""] + [f"- `{r.source}` ({r.stage}): {r.reason}" for r in plan.rejected]
+    return "\n".join(lines)
+
+
+@flow(name="auto-clip", description="Turn several videos into one short highlight reel.")
+def auto_clip(sources: list[str], options: ClipOptions | None = None, output: str = "reel.mp4") -> RunResult:
+    """Make a highlight reel of `sources` (files, globs, folders) and write it to `output`
+    (beside it: `<name>.plan.json` and, when there is speech, `<name>.srt`)."""
+    settings = get_settings()
+    options = options or ClipOptions()
+    logger = get_run_logger()
+    progress = Progress()
+    workspace = settings.workspace_dir / str(flow_run.get_id() or uuid.uuid4())
+    try:
+        paths, rejected = expand_sources(sources, settings.supported_formats)
+        videos: list[SourceVideo] = []
+        states = {}
+        futures = [(p, ingest_source.submit(p, i, str(workspace))) for i, p in enumerate(paths)]
+        for path, future in futures:
+            future.wait()
+            states[path] = future.state
+        for path, _ in futures:
+            state = states[path]
+            if state.is_completed():
+                videos.append(state.result())
+            else:
+                rejected.append(Rejection(source=path, stage="ingest", reason=_failure_reason(state)))
+        for r in rejected:
+            logger.warning("left out %s: %s", r.source, r.reason)
+        if not videos:
+            raise InputError(", ".join(sources) or "(no sources)",
+                             "no usable video: " + "; ".join(f"{r.source}: {r.reason}" for r in rejected))
+        progress(10, f"ingested {len(videos)} video(s), {len(rejected)} left out")
+
+        limit = options.max_parallel_analysis or settings.max_parallel_analysis
+        analyses: dict[int, VideoAnalysis] = {}
+        cached = 0
+        for video, state in _bounded(analyze_video, videos, limit, workspace=str(workspace)):
+            if state.is_completed():
+                analyses[video.index] = state.result()
+                cached += state.name == "Cached"
+            else:
+                rejected.append(Rejection(source=video.source, stage="analysis",
+                                          reason=_failure_reason(state)))
+                logger.warning("left out %s: analysis failed: %s", video.source, rejected[-1].reason)
+            progress(10 + 50 * (len(analyses) + 1) / (len(videos) + 1), f"analysed {video.name}")
+        pairs = [(v, analyses[v.index]) for v in videos if v.index in analyses]
+        if not pairs:
+            raise InputError(", ".join(sources), "every video failed analysis: "
+                             + "; ".join(f"{r.source}: {r.reason}" for r in rejected))
+        logger.info("analysis: %d cached, %d computed", cached, len(pairs) - cached)
+
+        theme, info = decide_theme_task(pairs)
+        progress(65, f"theme: {theme.title}")
+        plan = select_clips_task(pairs, theme, info, options, rejected)
+        progress(70, f"selected {len(plan.clips)} clips, {plan.duration:.1f} s")
+        create_markdown_artifact(clip_table(plan), key="auto-clip-plan", description="chosen clips")
+
+        target = Path(output).expanduser()
+        rendered = workspace / "render" / target.name
+        duration = render_task(plan, [v for v, _ in pairs], options, str(rendered))
+        progress(90, f"rendered {duration:.1f} s")
+
+        cues = reel_cues(plan.clips, {v.index: a.transcript for v, a in pairs})
+        plan_json = json.dumps(plan.model_dump(mode="json"), indent=2, ensure_ascii=False)
+        reel_uri = publish_file(rendered, target)
+        plan_uri = write_text(plan_json, target.with_suffix(".plan.json"))
+        srt_uri = write_text(to_srt(cues), target.with_suffix(".srt")) if cues else None
+        progress(100, f"published {reel_uri}")
+        return RunResult(reel=reel_uri, plan=plan_uri, subtitles=srt_uri, duration=round(duration, 3),
+                         clips=len(plan.clips), sources_used=len({c.video_index for c in plan.clips}),
+                         rejected=rejected, analyses_cached=cached, analyses_computed=len(pairs) - cached)
+    finally:
+        shutil.rmtree(workspace, ignore_errors=True)

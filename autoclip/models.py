@@ -1,0 +1,212 @@
+"""Data that travels between stages: small, JSON-serialisable, paths and numbers only (never frames)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class MediaInfo(BaseModel):
+    """What PyAV tells about a file, normalised to what rendering needs."""
+
+    duration: float
+    format_name: str
+    width: int
+    height: int
+    display_width: int = Field(description="width after sample aspect ratio and rotation")
+    display_height: int
+    rotation: int = Field(0, description="degrees the picture must turn to stand upright")
+    sample_aspect_ratio: float = 1.0
+    fps: float
+    variable_frame_rate: bool = False
+    video_codec: str
+    has_audio: bool
+    audio_codec: str | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+
+
+class SourceVideo(BaseModel):
+    """An ingested source: where it came from, its local copy for this run, and its probe."""
+
+    index: int
+    source: str
+    name: str
+    path: str
+    sha256: str
+    size_bytes: int
+    info: MediaInfo
+
+
+class Rejection(BaseModel):
+    """A source left out of the reel, and why."""
+
+    source: str
+    stage: str
+    reason: str
+
+
+class Interval(BaseModel):
+    start: float
+    end: float
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+class Word(Interval):
+    text: str
+
+
+class Sentence(Interval):
+    text: str
+    words: list[Word] = Field(default_factory=list)
+
+
+class Transcript(BaseModel):
+    engine: str
+    language: str | None = None
+    sentences: list[Sentence] = Field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return " ".join(s.text.strip() for s in self.sentences).strip()
+
+
+class ShotCaption(Interval):
+    """What is on screen during a shot (from a vision model)."""
+
+    caption: str
+    tags: list[str] = Field(default_factory=list)
+
+
+class VideoAnalysis(BaseModel):
+    """Everything the planner needs about one video; keyed by content, so it is cached across runs."""
+
+    sha256: str
+    duration: float = Field(description="decodable duration, seconds")
+    shot_cuts: list[float] = Field(default_factory=list, description="times where a new shot starts")
+    activity: list[float] = Field(default_factory=list, description="mean scene change score per second")
+    loudness_step: float = 0.25
+    loudness_db: list[float] = Field(default_factory=list, description="RMS dBFS per loudness_step")
+    silences: list[Interval] = Field(default_factory=list)
+    speech: list[Interval] = Field(default_factory=list, description="voiced (non-silent) stretches")
+    transcript: Transcript | None = None
+    captions: list[ShotCaption] = Field(default_factory=list)
+    analysers: dict[str, str] = Field(default_factory=dict, description="stage -> engine that did it")
+    seconds: float = Field(0.0, description="wall time the analysis took")
+
+
+class Candidate(BaseModel):
+    """A numbered moment the planner may pick. The model picks ids; code owns the times."""
+
+    id: int
+    video_index: int
+    start: float
+    end: float
+    text: str = ""
+    caption: str = ""
+    loudness_db: float = -90.0
+    speech_ratio: float = 0.0
+    activity: float = 0.0
+    shot_cuts: int = 0
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+class VideoDigest(BaseModel):
+    """A compact description of one video for pass 1 (theme)."""
+
+    video_index: int
+    name: str
+    duration: float
+    shots: int
+    speech_ratio: float
+    transcript_excerpt: str = ""
+    captions: list[str] = Field(default_factory=list)
+
+
+class Theme(BaseModel):
+    title: str
+    summary: str
+    keywords: list[str] = Field(default_factory=list)
+
+
+class Pick(BaseModel):
+    segment_id: int
+    reason: str = ""
+
+
+class Selection(BaseModel):
+    picks: list[Pick]
+
+
+class Usage(BaseModel):
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class PlannerInfo(BaseModel):
+    """Who planned: provider and model, and any fallback that happened (never silent)."""
+
+    provider: str
+    model: str
+    heuristic: bool = False
+    notes: list[str] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+
+
+class Clip(BaseModel):
+    video_index: int
+    source: str
+    name: str
+    path: str
+    start: float
+    end: float
+    reason: str = ""
+    segment_ids: list[int] = Field(default_factory=list)
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+class EditPlan(BaseModel):
+    """The edit decisions: what the reel is about and which moments make it, in order."""
+
+    theme: Theme
+    clips: list[Clip]
+    target_duration: float
+    planner: PlannerInfo
+    candidates: int = 0
+    rejected: list[Rejection] = Field(default_factory=list)
+
+    @property
+    def duration(self) -> float:
+        return sum(c.duration for c in self.clips)
+
+
+class RunResult(BaseModel):
+    """What a run returns: where the outputs are, and what happened on the way."""
+
+    reel: str
+    plan: str
+    subtitles: str | None = None
+    duration: float
+    clips: int
+    sources_used: int
+    rejected: list[Rejection] = Field(default_factory=list)
+    analyses_cached: int = 0
+    analyses_computed: int = 0
+
+
+class SelectionRequest(BaseModel):
+    """Pass 2 input: the theme, the numbered candidates, and the time budget."""
+
+    theme: Theme
+    candidates: list[Candidate]
+    videos: list[VideoDigest]
+    target_duration: float
+    min_clip: float = 1.5

@@ -1,0 +1,1 @@
+"""Prefect tasks: thin wrappers (names, retries, cache keys, tags) around the pure layers."""
