@@ -41,6 +41,7 @@ def _is_variable_frame_rate(container, stream) -> bool:
 def _ends_where_it_claims(container, stream, duration: float) -> bool:
     """A truncated file still has a header claiming the full length: look for packets near the end."""
     if duration < 4:
+        container.seek(0)
         last = None
         for packet in container.demux(stream):
             if packet.pts is not None:

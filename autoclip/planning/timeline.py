@@ -51,22 +51,33 @@ def build_clips(picks: list[Pick], candidates: dict[int, Candidate],
 
 def fit_budget(clips: list[Clip], target: float, min_clip: float,
                points: dict[int, list[float]] | None = None) -> list[Clip]:
-    """Trim from the end until the total is at most `target`: shorten the last clip (at a pause when
-    one is near) or drop it when what would remain is shorter than `min_clip`."""
+    """Shorten clips until the total is at most `target`, keeping every source represented where it can.
+
+    Clips longer than `min_clip` give up time in proportion to their length (each new end moved back to a
+    pause when one is within SNAP_WINDOW); only when all are at `min_clip` are clips dropped from the end.
+    """
     clips = [c.model_copy(deep=True) for c in clips]
-    while clips and sum(c.duration for c in clips) > target + 1e-6:
-        last = clips[-1]
-        excess = sum(c.duration for c in clips) - target
-        keep = last.duration - excess
-        if keep < min(min_clip, last.duration) and len(clips) > 1:
-            clips.pop()
-            continue
-        end = last.start + max(keep, MIN_CLIP)
-        pause = nearest((points or {}).get(last.video_index, []), end - 0.25, 0.25)
-        last.end = round(pause if pause and pause - last.start >= MIN_CLIP else end, 3)
-        if len(clips) == 1 or last.end <= last.start:
-            last.end = round(last.start + min(keep, last.duration), 3) if keep > 0 else last.end
+    points = points or {}
+    total = sum(c.duration for c in clips)
+    if total <= target + 1e-6:
+        return clips
+    while len(clips) > 1 and sum(min(c.duration, min_clip) for c in clips) > target:
+        clips.pop()
+    total = sum(c.duration for c in clips)
+    spare = sum(max(0.0, c.duration - min_clip) for c in clips)
+    excess = total - target
+    for clip in clips:
+        if excess <= 0 or spare <= 0:
             break
-    if not clips:
+        give = max(0.0, clip.duration - min_clip) * min(1.0, excess / spare)
+        end = clip.end - give
+        pause = nearest(points.get(clip.video_index, []), end - SNAP_WINDOW / 2, SNAP_WINDOW / 2)
+        if pause and pause - clip.start >= min(min_clip, clip.duration):
+            end = pause
+        clip.end = round(end, 3)
+    overshoot = sum(c.duration for c in clips) - target
+    if overshoot > 1e-6:  # a single clip, or rounding: cut the last one exactly
+        clips[-1].end = round(clips[-1].end - overshoot, 3)
+    if not clips or clips[-1].duration < MIN_CLIP:
         raise PlanError("no clips left after fitting the plan to its duration budget")
     return clips

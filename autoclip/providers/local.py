@@ -144,11 +144,12 @@ class HeuristicPlanner:
                             continue
                         offers.append(cand)
                         break
+                first_round = not chosen and len(offers) * request.min_clip <= budget
                 for cand in sorted(offers, key=lambda c: -scores[c.id]):
                     remaining = budget - total
-                    if remaining <= 0:
-                        break
-                    if cand.duration > remaining + 1.0 and remaining < request.min_clip:
+                    if remaining <= 0 and not first_round:
+                        break  # (the first round takes one moment per video; the timeline trims)
+                    if not first_round and cand.duration > remaining + 1.0 and remaining < request.min_clip:
                         continue  # it would be cut below a useful length; try shorter ones
                     chosen[cand.id] = cand
                     total += cand.duration

@@ -1,0 +1,112 @@
+"""Test session set-up: a private PREFECT_HOME and result store, one real Prefect server for the whole
+session (started here, stopped by PID), and synthetic media made with ffmpeg's lavfi sources."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+# Everything Prefect reads at import time must be set before anything imports prefect.
+SESSION_DIR = Path(tempfile.mkdtemp(prefix="autoclip-tests-"))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+PREFECT_PORT = _free_port()
+os.environ.update({
+    "PREFECT_HOME": str(SESSION_DIR / "prefect-home"),
+    "PREFECT_API_URL": f"http://127.0.0.1:{PREFECT_PORT}/api",
+    "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(SESSION_DIR / "prefect-results"),
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "0.3",
+    "AUTOCLIP_WORKSPACE_DIR": str(SESSION_DIR / "workspaces"),
+})
+for key in [k for k in os.environ if k.startswith("AUTOCLIP_") and k != "AUTOCLIP_WORKSPACE_DIR"]:
+    del os.environ[key]  # a developer's own settings must not change what the tests see
+
+from tests import synth  # noqa: E402  (after the environment is set)
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_MEDIA = ROOT.parent / "shared" / "media"
+
+
+@pytest.fixture(scope="session")
+def prefect_server():
+    """A real Prefect server on loopback for the session; yields its API URL."""
+    env = dict(os.environ)
+    log = open(SESSION_DIR / "prefect-server.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+         "--port", str(PREFECT_PORT)],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = os.environ["PREFECT_API_URL"]
+    deadline = time.monotonic() + 120
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"Prefect server exited: see {SESSION_DIR / 'prefect-server.log'}")
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("Prefect server did not become healthy within 120 s")
+            time.sleep(0.5)
+        yield url
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=20)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(SESSION_DIR, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings():
+    """Settings are cached per process; tests that change AUTOCLIP_* see their change, then it is undone."""
+    from autoclip.config import get_settings
+
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def media(tmp_path_factory) -> synth.MediaSet:
+    return synth.make_media(tmp_path_factory.mktemp("media"))
+
+
+@pytest.fixture(scope="session")
+def shared_media() -> Path:
+    if not (SHARED_MEDIA / "autoeditor_example_speech_en.mp4").exists():
+        pytest.skip(f"real media not found at {SHARED_MEDIA} (the workplace's shared/media folder)")
+    return SHARED_MEDIA
+
+
+@pytest.fixture(scope="session")
+def sample_speech() -> Path:
+    """The public-domain speech sample the repository ships."""
+    return ROOT / "samples" / "autoeditor_example_speech_en.mp4"

@@ -1,0 +1,55 @@
+"""One decode gives shots, frames, loudness and silences that match what the media holds."""
+
+import wave
+
+import pytest
+
+from autoclip.analysis import analyze
+from autoclip.config import get_settings
+from autoclip.media import extract as ex
+from autoclip.media.probe import probe
+from autoclip.models import Interval
+from autoclip.sources import ingest
+
+
+def test_one_decode_finds_the_cut_the_silences_and_samples_frames(media, tmp_path):
+    info = probe(media.two_shots)
+    result = ex.extract(media.two_shots, info, tmp_path / "work", frame_interval=1.0, scene_threshold=0.3)
+    assert result.duration == pytest.approx(6.0, abs=0.1)
+    assert len(result.shot_cuts) == 1 and result.shot_cuts[0] == pytest.approx(3.0, abs=0.05)
+    assert [t for t, _ in result.frames] == [0, 1, 2, 3, 4, 5]
+    assert all(p.stat().st_size > 500 and p.suffix == ".jpg" for _, p in result.frames)
+    with wave.open(str(result.wav)) as handle:
+        assert (handle.getframerate(), handle.getnchannels()) == (16000, 1)
+    levels = ex.loudness(result.wav)
+    quiet = ex.silences(levels, ex.LOUDNESS_STEP, -40.0)
+    assert [(round(s.start), round(s.end)) for s in quiet] == [(2, 3), (5, 6)]
+    assert [(round(v.start), round(v.end)) for v in ex.voiced(quiet, 6.0)] == [(0, 2), (3, 5)]
+
+
+def test_video_without_audio_gives_no_wav(media, tmp_path):
+    result = ex.extract(media.no_audio, probe(media.no_audio), tmp_path / "w", frame_interval=2.0,
+                        scene_threshold=0.3)
+    assert result.wav is None and len(result.frames) == 3
+
+
+def test_shot_cut_minimum_spacing():
+    times = [0.0, 0.2, 0.6, 0.64, 1.5]
+    # a cut must leave at least MIN_SHOT since the start or the last cut
+    assert ex.shot_cuts(times, [0.0, 0.9, 0.9, 0.9, 0.9], 0.3) == [0.6, 1.5]
+
+
+def test_voiced_is_the_complement_of_silence():
+    assert ex.voiced([Interval(start=0, end=1), Interval(start=4, end=4.1)], 5.0) == [
+        Interval(start=1.0, end=4.0), Interval(start=4.1, end=5.0)]
+
+
+def test_analysis_cleans_its_scratch_files(media, tmp_path, monkeypatch):
+    monkeypatch.setenv("AUTOCLIP_WHISPER_MODEL", "none")
+    settings = get_settings()
+    video = ingest(str(media.two_shots), 0, tmp_path, settings)
+    work = tmp_path / "scratch"
+    analysis = analyze(video, work, settings)
+    assert not work.exists()
+    assert analysis.transcript is None and analysis.analysers["speech"].startswith("energy")
+    assert len(analysis.speech) == 2 and analysis.shot_cuts == [pytest.approx(3.0, abs=0.05)]

@@ -1,0 +1,94 @@
+"""Bad input gets a clear error naming the file and the reason; odd but valid input is understood."""
+
+from pathlib import Path
+
+import pytest
+
+from autoclip.config import get_settings
+from autoclip.errors import InputError
+from autoclip.media.probe import probe
+from autoclip.sources import expand_sources, ingest
+
+
+def _ingest(path, tmp_path):
+    return ingest(str(path), 0, tmp_path / "ws", get_settings())
+
+
+@pytest.mark.parametrize("name, reason", [
+    ("empty", "empty (0 bytes)"),
+    ("fake", "not a readable video file"),
+    ("truncated", "truncated or corrupt"),
+    ("audio_only", "no video stream (an audio-only file)"),
+    ("wrong_ext", "unsupported format '.xyz'"),
+])
+def test_bad_files_are_refused_with_their_name_and_reason(media, tmp_path, name, reason):
+    path = getattr(media, name)
+    with pytest.raises(InputError) as caught:
+        _ingest(path, tmp_path)
+    assert str(path) in str(caught.value)
+    assert reason in str(caught.value)
+
+
+def test_missing_path(tmp_path):
+    with pytest.raises(InputError, match=r"nothing_here\.mp4: does not exist"):
+        _ingest(tmp_path / "nothing_here.mp4", tmp_path)
+
+
+def test_file_over_the_size_limit(media, tmp_path, monkeypatch):
+    monkeypatch.setenv("AUTOCLIP_MAX_VIDEO_SIZE", "10KB")
+    get_settings.cache_clear()
+    with pytest.raises(InputError, match=r"two_shots\.mp4: is .* MiB, over the limit"):
+        _ingest(media.two_shots, tmp_path)
+
+
+def test_folder_without_videos_and_empty_glob_are_reported(tmp_path):
+    (tmp_path / "readme.txt").write_text("no videos here")
+    found, rejected = expand_sources([str(tmp_path), str(tmp_path / "*.mkv")], get_settings().supported_formats)
+    assert found == []
+    assert [r.source for r in rejected] == [str(tmp_path), str(tmp_path / "*.mkv")]
+    assert "contains no videos" in rejected[0].reason
+    assert "matches no videos" in rejected[1].reason
+
+
+def test_folders_and_globs_expand_to_supported_videos(media):
+    folder = media.two_shots.parent
+    found, rejected = expand_sources([str(folder), str(folder / "two_*.mp4")], get_settings().supported_formats)
+    names = [Path(f).name for f in found]
+    assert "clip.xyz" not in names and "two_shots.mp4" in names
+    assert names.count("two_shots.mp4") == 1  # named twice, imported once
+    assert rejected == []
+
+
+def test_ingest_hashes_probes_and_links_into_the_workspace(media, tmp_path):
+    video = _ingest(media.two_shots, tmp_path)
+    assert len(video.sha256) == 64
+    assert Path(video.path).parent == tmp_path / "ws" / "inputs"
+    assert Path(video.path).read_bytes() == media.two_shots.read_bytes()
+    assert video.info.has_audio and video.info.duration == pytest.approx(6.0, abs=0.05)
+
+
+def test_rotation_is_read_from_the_display_matrix(media):
+    info = probe(media.rotated)
+    assert info.rotation in (90, 270)
+    assert (info.width, info.height) == (320, 180)
+    assert (info.display_width, info.display_height) == (180, 320)
+
+
+def test_non_square_pixels_give_the_display_size(media):
+    info = probe(media.anamorphic)
+    assert info.sample_aspect_ratio == pytest.approx(16 / 11, rel=1e-3)
+    assert (info.display_width, info.display_height) == (512, 288)
+
+
+def test_no_audio_and_one_second_videos_are_usable(media):
+    assert probe(media.no_audio).has_audio is False
+    assert probe(media.one_second).duration == pytest.approx(1.0, abs=0.05)
+
+
+def test_real_phone_rotation_and_anamorphic_tv(shared_media):
+    rotated = probe(shared_media / "pyscenedetect_issue134_goldeneye_rotated.mp4")
+    assert rotated.rotation == 270 and (rotated.display_width, rotated.display_height) == (544, 1280)
+    tv = probe(shared_media / "pyscenedetect_issue195_documentary_speech.mp4")
+    assert (tv.display_width, tv.display_height) == (1024, 576)
+    assert probe(shared_media / "sadtalker_WDA_KatieHill_talking_head.mp4").video_codec == "mpeg4"
+    assert probe(shared_media / "autocut_test002_zh_en.mov").fps == pytest.approx(23.976, abs=0.01)

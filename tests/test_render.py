@@ -1,0 +1,92 @@
+"""Rendering: mixed sources come out as one upright, square-pixel H.264/AAC MP4 of the planned length."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autoclip.config import ClipOptions
+from autoclip.errors import RenderError
+from autoclip.media.probe import probe
+from autoclip.media.render import render
+from autoclip.media.subtitles import reel_cues, to_srt
+from autoclip.models import Clip, Sentence, Transcript, Word
+from tests.synth import frame_at
+
+
+def _clip(path: Path, start: float, end: float, index: int = 0) -> Clip:
+    return Clip(video_index=index, source=str(path), name=path.name, path=str(path), start=start, end=end)
+
+
+def _infos(*paths):
+    return {str(p): probe(p) for p in paths}
+
+
+def test_mixed_sources_render_to_one_verified_mp4(media, tmp_path):
+    clips = [_clip(media.rotated, 0.5, 2.5, 0), _clip(media.anamorphic, 1.0, 3.0, 1),
+             _clip(media.no_audio, 0.0, 1.5, 2), _clip(media.two_shots, 2.5, 3.5, 3)]
+    out = tmp_path / "reel.mp4"
+    seen = []
+    info = render(clips, _infos(media.rotated, media.anamorphic, media.no_audio, media.two_shots),
+                  ClipOptions(width=640, height=360, fps=25), out, on_progress=seen.append)
+    assert info.duration == pytest.approx(6.5, abs=0.1)
+    assert (info.video_codec, info.audio_codec) == ("h264", "aac")
+    assert (info.width, info.height, info.sample_aspect_ratio, info.rotation) == (640, 360, 1.0, 0)
+    assert info.sample_rate == 48000 and info.channels == 2
+    assert seen and max(seen) <= 1.0
+    assert [p.name for p in tmp_path.iterdir()] == ["reel.mp4"]  # no temp file left beside it
+
+    # the rotated red|blue source stands upright: a portrait box in the middle, red and blue stacked
+    upright = frame_at(out, 1.0).astype(int)
+    assert upright[180, 20].sum() < 60  # pillarbox left of the picture is black
+    top, bottom = upright[90, 320], upright[270, 320]
+    assert {_colour(top), _colour(bottom)} == {"red", "blue"}
+    # the 352x288 SAR 16:11 source is 16:9 once its pixels are square: it fills the frame edge to edge
+    wide = frame_at(out, 3.0).astype(int)
+    assert wide[180, 4].sum() > 60 and wide[180, 635].sum() > 60
+
+
+def _colour(pixel) -> str:
+    r, g, b = pixel
+    return "red" if r > 150 and b < 100 else "blue" if b > 150 and r < 100 else f"other{tuple(pixel)}"
+
+
+def test_silent_source_gets_a_silent_audio_track(media, tmp_path):
+    out = tmp_path / "silent.mp4"
+    render([_clip(media.no_audio, 0, 2)], _infos(media.no_audio), ClipOptions(width=320, height=240), out)
+    import av
+
+    with av.open(str(out)) as container:
+        samples = np.concatenate([f.to_ndarray().ravel() for f in container.decode(audio=0)])
+    assert len(samples) > 48000 * 1.9 and np.abs(samples).max() < 1e-4
+
+
+def test_moviepy_engine_renders_the_same_plan(media, tmp_path):
+    clips = [_clip(media.anamorphic, 0.5, 2.0, 0), _clip(media.no_audio, 1.0, 2.0, 1)]
+    info = render(clips, _infos(media.anamorphic, media.no_audio),
+                  ClipOptions(width=320, height=180, fps=25, engine="moviepy"), tmp_path / "mp.mp4")
+    assert info.duration == pytest.approx(2.5, abs=0.15)
+    assert (info.video_codec, info.audio_codec, info.width, info.height) == ("h264", "aac", 320, 180)
+
+
+def test_failed_render_leaves_nothing_at_the_output(media, tmp_path):
+    out = tmp_path / "reel.mp4"
+    out.write_bytes(b"previous reel")
+    infos = _infos(media.two_shots)
+    broken = _clip(media.two_shots, 0, 2)
+    broken.path = str(tmp_path / "gone.mp4")
+    infos[broken.path] = infos[str(media.two_shots)]
+    with pytest.raises(RenderError, match="gone.mp4"):
+        render([broken], infos, ClipOptions(width=320, height=180), out)
+    assert out.read_bytes() == b"previous reel"
+    assert [p.name for p in tmp_path.iterdir()] == ["reel.mp4"]
+
+
+def test_subtitles_follow_the_reel_timeline():
+    words = [Word(start=10 + i, end=10.8 + i, text=f"word{i}") for i in range(4)]
+    transcript = Transcript(engine="t", sentences=[Sentence(start=10, end=13.8, text="x", words=words)])
+    clips = [Clip(video_index=1, source="a", name="a", path="a", start=0, end=5),
+             Clip(video_index=0, source="b", name="b", path="b", start=11, end=13)]
+    cues = reel_cues(clips, {0: transcript, 1: None})
+    assert cues == [(5.0, 6.8, "word1 word2")]
+    assert to_srt(cues) == "1\n00:00:05,000 --> 00:00:06,800\nword1 word2\n\n"
