@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -104,8 +104,11 @@ def doctor() -> None:
 
 
 def main() -> None:
+    # Prefect's anonymous usage telemetry races its own start-up on a temporary server and prints
+    # "database is locked" noise; keep it off unless the user asked for it.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     app()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
