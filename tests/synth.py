@@ -25,6 +25,7 @@ class MediaSet:
     fake: Path           # a text file named .mp4
     empty: Path
     wrong_ext: Path      # a valid video named .xyz
+    vfr: Path            # 2 s at 10 fps then 2 s at 30 fps in one stream (variable frame rate)
 
 
 def lavfi(out: Path, video: str, seconds: float, audio: str | None = None, extra: list[str] | None = None):
@@ -74,7 +75,12 @@ def make_media(folder: Path) -> MediaSet:
     empty.write_bytes(b"")
     wrong = folder / "clip.xyz"
     wrong.write_bytes(shots.read_bytes())
-    return MediaSet(two_shots=shots, no_audio=no_audio, rotated=rotated, anamorphic=anamorphic,
+    vfr = folder / "vfr.mp4"
+    run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=s=320x180:r=10:d=2", "-f", "lavfi", "-i",
+                "testsrc2=s=320x180:r=30:d=2", "-filter_complex", "[0:v][1:v]concat=n=2:v=1:a=0[v]",
+                "-map", "[v]", *ENC, "-fps_mode", "vfr", "-video_track_timescale", "90000", str(vfr)],
+               what="making vfr.mp4")
+    return MediaSet(vfr=vfr, two_shots=shots, no_audio=no_audio, rotated=rotated, anamorphic=anamorphic,
                     one_second=one, truncated=truncated, audio_only=audio_only, fake=fake, empty=empty,
                     wrong_ext=wrong)
 

@@ -80,6 +80,11 @@ def test_non_square_pixels_give_the_display_size(media):
     assert (info.display_width, info.display_height) == (512, 288)
 
 
+def test_variable_frame_rate_is_detected(media):
+    assert probe(media.vfr).variable_frame_rate is True
+    assert probe(media.two_shots).variable_frame_rate is False
+
+
 def test_no_audio_and_one_second_videos_are_usable(media):
     assert probe(media.no_audio).has_audio is False
     assert probe(media.one_second).duration == pytest.approx(1.0, abs=0.05)

@@ -51,6 +51,14 @@ def _colour(pixel) -> str:
     return "red" if r > 150 and b < 100 else "blue" if b > 150 and r < 100 else f"other{tuple(pixel)}"
 
 
+def test_variable_frame_rate_source_renders_at_a_constant_rate(media, tmp_path):
+    out = tmp_path / "cfr.mp4"
+    info = render([_clip(media.vfr, 1.0, 3.5)], _infos(media.vfr), ClipOptions(width=320, height=180, fps=25),
+                  out)
+    assert info.duration == pytest.approx(2.5, abs=0.08)
+    assert info.variable_frame_rate is False and info.fps == pytest.approx(25)
+
+
 def test_silent_source_gets_a_silent_audio_track(media, tmp_path):
     out = tmp_path / "silent.mp4"
     render([_clip(media.no_audio, 0, 2)], _infos(media.no_audio), ClipOptions(width=320, height=240), out)
