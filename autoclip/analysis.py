@@ -6,6 +6,7 @@ Plain Python (no Prefect): the analysis task wraps it with caching and retries.
 from __future__ import annotations
 
 import hashlib
+import logging
 import shutil
 import time
 from functools import lru_cache
@@ -14,10 +15,15 @@ from pathlib import Path
 import autoclip
 from autoclip.config import Settings
 from autoclip.media import extract as ex
-from autoclip.models import Interval, SourceVideo, VideoAnalysis
-from autoclip.providers import speech_recognizer, vision_describer
+from autoclip.errors import ProviderAuthError, ProviderError
+from autoclip.models import Interval, SourceVideo, Transcript, Usage, VideoAnalysis, add_usage
+from autoclip.providers import Secrets, local_speech, speech_recognizer, stage_signature, vision_describer
 
-_ANALYSIS_CODE = ("analysis.py", "media/extract.py", "providers/local.py", "providers/__init__.py")
+log = logging.getLogger("autoclip.analysis")
+
+_ANALYSIS_CODE = ("analysis.py", "media/extract.py", "providers/local.py", "providers/__init__.py",
+                  "providers/dashscope.py", "providers/chat.py", "providers/openai_compat.py",
+                  "planning/prompts.py")
 
 
 @lru_cache(maxsize=1)
@@ -30,8 +36,9 @@ def code_version() -> str:
     return f"{autoclip.__version__}-{digest.hexdigest()[:10]}"
 
 
-def analysis_cache_key(sha256: str, settings: Settings) -> str:
-    return f"autoclip-analysis-{sha256}-{settings.analysis_fingerprint()}-{code_version()}"
+def analysis_cache_key(sha256: str, settings: Settings, secrets: Secrets) -> str:
+    engines = hashlib.sha256(stage_signature(settings, secrets).encode()).hexdigest()[:8]
+    return f"autoclip-analysis-{sha256}-{settings.analysis_fingerprint()}-{engines}-{code_version()}"
 
 
 def shots_with_frames(cuts: list[float], duration: float, frames: list[tuple[float, Path]], per_shot: int = 3):
@@ -45,33 +52,60 @@ def shots_with_frames(cuts: list[float], duration: float, frames: list[tuple[flo
     return shots
 
 
-def analyze(video: SourceVideo, workdir: Path, settings: Settings) -> VideoAnalysis:
+def transcribe(wav: Path, settings: Settings, secrets: Secrets, analysers: dict[str, str],
+               usage: dict[str, Usage]) -> Transcript | None:
+    """Speech with the chosen engine; when a remote one fails, say so and fall back to the local one."""
+    recognizer = speech_recognizer(settings, secrets)
+    if recognizer is None:
+        analysers["speech"] = "energy (no speech model)"
+        return None
+    try:
+        transcript = recognizer.transcribe(wav, settings.language)
+        analysers["speech"] = recognizer.name
+        return transcript
+    except ProviderAuthError:
+        raise
+    except ProviderError as exc:
+        fallback = local_speech(settings)
+        log.warning("speech recognition failed, using %s instead: %s",
+                    fallback.name if fallback else "loudness only", exc)
+        analysers["speech"] = f"{recognizer.name} failed ({exc}); " + (
+            fallback.name if fallback else "energy (no speech model)")
+        return fallback.transcribe(wav, settings.language) if fallback else None
+    finally:
+        usage.update(add_usage(usage, getattr(recognizer, "usage", {}) or {}))
+
+
+def analyze(video: SourceVideo, workdir: Path, settings: Settings, secrets: Secrets | None = None) -> VideoAnalysis:
     """Everything the planner needs about `video`; scratch files live in `workdir` and are removed."""
     started = time.perf_counter()
+    secrets = secrets or Secrets.from_settings(settings)
     try:
         extraction = ex.extract(video.path, video.info, workdir, frame_interval=settings.frame_interval,
                                 scene_threshold=settings.scene_threshold, name=video.source)
         analysers = {"shots": f"ffmpeg scene>{settings.scene_threshold}", "loudness": "rms"}
+        usage: dict[str, Usage] = {}
         levels, silent, voiced, transcript, captions = [], [], [], None, []
         if extraction.wav:
             levels = ex.loudness(extraction.wav)
             silent = ex.silences(levels, ex.LOUDNESS_STEP, settings.silence_db)
             voiced = ex.voiced(silent, extraction.duration)
-            recognizer = speech_recognizer(settings)
-            if recognizer and voiced:
-                transcript = recognizer.transcribe(extraction.wav, settings.language)
-                analysers["speech"] = recognizer.name
+            if voiced:
+                transcript = transcribe(extraction.wav, settings, secrets, analysers, usage)
             else:
-                analysers["speech"] = "energy (no speech model)" if not recognizer else "none (silent)"
-        describer = vision_describer(settings)
+                analysers["speech"] = "none (silent)"
+        describer = vision_describer(settings, secrets)
         if describer and extraction.frames:
             captions = describer.describe(shots_with_frames(extraction.shot_cuts, extraction.duration,
                                                             extraction.frames))
-            analysers["vision"] = describer.name
+            failures = getattr(describer, "failures", [])
+            analysers["vision"] = describer.name + (f" ({len(failures)} batch(es) failed: {failures[0]})"
+                                                    if failures else "")
+            usage = add_usage(usage, getattr(describer, "usage", {}) or {})
         return VideoAnalysis(
             sha256=video.sha256, duration=round(extraction.duration, 3), shot_cuts=extraction.shot_cuts,
             activity=extraction.activity, loudness_step=ex.LOUDNESS_STEP, loudness_db=levels,
             silences=silent, speech=voiced, transcript=transcript, captions=captions, analysers=analysers,
-            seconds=round(time.perf_counter() - started, 3))
+            usage=usage, seconds=round(time.perf_counter() - started, 3))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

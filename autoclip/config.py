@@ -9,9 +9,17 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+# Estimates in CNY (list prices as published when written; set AUTOCLIP_PRICES to your contract's)
+DEFAULT_PRICES = {
+    "qwen-plus": {"input": 0.0008, "output": 0.002},
+    "qwen-max": {"input": 0.0024, "output": 0.0096},
+    "qwen-vl-plus": {"input": 0.0015, "output": 0.0045},
+    "paraformer-v2": {"audio_second": 0.00008},
+    "paraformer-realtime-v2": {"audio_second": 0.00024},
+}
 DEFAULT_FORMATS = ("mp4", "avi", "mov", "mkv", "flv", "wmv", "webm")
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3,
                "gb": 1000**3, "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
@@ -38,7 +46,36 @@ class Settings(BaseSettings):
     max_parallel_analysis: int = Field(4, ge=1, le=64)
     storage_backend: Literal["local"] = "local"
     workspace_dir: Path = Path.home() / ".cache" / "autoclip" / "runs"
-    provider: Literal["auto", "local"] = "auto"
+    provider: Literal["auto", "dashscope", "openai", "local"] = Field(
+        "auto", description="auto = DashScope when a key is set, else local")
+    speech_provider: Literal["", "auto", "dashscope", "local"] = Field("", description="default: provider")
+    vision_provider: Literal["", "auto", "dashscope", "openai", "local"] = Field("", description="default: provider")
+    text_provider: Literal["", "auto", "dashscope", "openai", "local"] = Field("", description="default: provider")
+
+    dashscope_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("AUTOCLIP_DASHSCOPE_API_KEY", "DASHSCOPE_API_KEY"))
+    dashscope_block: str = Field("dashscope", description="name of a DashScopeCredentials block to use")
+    dashscope_base_url: str = "https://dashscope.aliyuncs.com/api/v1"
+    dashscope_websocket_url: str = "wss://dashscope.aliyuncs.com/api-ws/v1/inference"
+    text_model: str = "qwen-plus"
+    vision_model: str = "qwen-vl-plus"
+    asr_file_model: str = "paraformer-v2"
+    asr_realtime_model: str = "paraformer-realtime-v2"
+    openai_base_url: str = "https://dashscope.aliyuncs.com/compatible-mode/v1"
+    openai_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("AUTOCLIP_OPENAI_API_KEY", "OPENAI_API_KEY"))
+    openai_text_model: str = "qwen-plus"
+    openai_vision_model: str = "qwen-vl-plus"
+    request_timeout: float = Field(60.0, gt=0, description="seconds for one model request")
+    retry_attempts: int = Field(4, ge=1, le=10, description="tries per model request (429, 5xx, timeouts)")
+    retry_base_delay: float = Field(1.0, ge=0, description="first back-off, doubled each try, with jitter")
+    retry_max_delay: float = Field(30.0, ge=0)
+    vision_frames_per_call: int = Field(8, ge=1, le=32)
+    selection_token_budget: int = Field(12000, ge=500, description="above this, pass 2 runs in windows")
+    prices: dict[str, dict[str, float]] = Field(
+        default_factory=lambda: dict(DEFAULT_PRICES),
+        description="estimated price per model: CNY per 1,000 input/output tokens, or per audio second")
+    cache_dir: Path = Path.home() / ".cache" / "autoclip"
 
     whisper_model: str | None = Field(None, description="faster-whisper model name or local directory")
     whisper_compute_type: str = "int8"
@@ -63,11 +100,21 @@ class Settings(BaseSettings):
             value = json.loads(value) if value.strip().startswith("[") else value.split(",")
         return tuple(v.strip().lower().lstrip(".") for v in value if v.strip())
 
+    def stage_provider(self, stage: Literal["speech", "vision", "text"], has_dashscope_key: bool) -> str:
+        """The provider a stage uses: its own setting, else AUTOCLIP_PROVIDER; 'auto' resolves by key."""
+        chosen = getattr(self, f"{stage}_provider") or self.provider
+        if chosen == "auto":
+            chosen = "dashscope" if has_dashscope_key else "local"
+        if stage == "speech" and chosen == "openai":
+            chosen = "local"  # Paraformer has no OpenAI-compatible route
+        return chosen
+
     def analysis_fingerprint(self) -> str:
         """What changes analysis results: part of the analysis cache key."""
         knobs = {k: getattr(self, k) for k in (
             "whisper_model", "whisper_compute_type", "language", "frame_interval",
-            "scene_threshold", "silence_db")}
+            "scene_threshold", "silence_db", "vision_model", "asr_file_model", "asr_realtime_model",
+            "openai_vision_model", "vision_frames_per_call")}
         return hashlib.sha256(json.dumps(knobs, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -24,6 +24,10 @@ class ProviderError(AutoclipError):
     """A speech, vision or language provider failed."""
 
 
+class ProviderAuthError(ProviderError):
+    """The service refused the request itself (400/401/403): retrying or falling back cannot help."""
+
+
 class PlanError(AutoclipError):
     """No usable edit could be planned (for example zero clips)."""
 

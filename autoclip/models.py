@@ -94,6 +94,7 @@ class VideoAnalysis(BaseModel):
     transcript: Transcript | None = None
     captions: list[ShotCaption] = Field(default_factory=list)
     analysers: dict[str, str] = Field(default_factory=dict, description="stage -> engine that did it")
+    usage: dict[str, Usage] = Field(default_factory=dict, description="model -> cost of this analysis")
     seconds: float = Field(0.0, description="wall time the analysis took")
 
 
@@ -144,8 +145,27 @@ class Selection(BaseModel):
 
 
 class Usage(BaseModel):
+    """What calls to one model cost: tokens, seconds of audio, and how many calls (cached ones cost nothing)."""
+
     input_tokens: int = 0
     output_tokens: int = 0
+    audio_seconds: float = 0.0
+    calls: int = 0
+    cached_calls: int = 0
+
+    def __add__(self, other: "Usage") -> "Usage":
+        return Usage(input_tokens=self.input_tokens + other.input_tokens,
+                     output_tokens=self.output_tokens + other.output_tokens,
+                     audio_seconds=round(self.audio_seconds + other.audio_seconds, 3),
+                     calls=self.calls + other.calls, cached_calls=self.cached_calls + other.cached_calls)
+
+
+def add_usage(total: dict[str, Usage], more: dict[str, Usage]) -> dict[str, Usage]:
+    """Sum per-model usage tables."""
+    out = dict(total)
+    for model, usage in more.items():
+        out[model] = out.get(model, Usage()) + usage
+    return out
 
 
 class PlannerInfo(BaseModel):
@@ -155,7 +175,7 @@ class PlannerInfo(BaseModel):
     model: str
     heuristic: bool = False
     notes: list[str] = Field(default_factory=list)
-    usage: Usage = Field(default_factory=Usage)
+    usage: dict[str, Usage] = Field(default_factory=dict, description="model -> tokens of pass 1 and 2")
 
 
 class Clip(BaseModel):
@@ -182,6 +202,8 @@ class EditPlan(BaseModel):
     planner: PlannerInfo
     candidates: int = 0
     rejected: list[Rejection] = Field(default_factory=list)
+    usage: dict[str, Usage] = Field(default_factory=dict, description="model -> usage of the whole run")
+    estimated_cost: float = Field(0.0, description="from AUTOCLIP_PRICES (CNY by default)")
 
     @property
     def duration(self) -> float:
@@ -210,3 +232,6 @@ class SelectionRequest(BaseModel):
     videos: list[VideoDigest]
     target_duration: float
     min_clip: float = 1.5
+
+
+VideoAnalysis.model_rebuild()

@@ -7,7 +7,8 @@ from autoclip.models import (Candidate, Interval, MediaInfo, Pick, PlannerInfo, 
                              SourceVideo, Theme, Transcript, Usage, VideoAnalysis, Word)
 from autoclip.planning.segments import candidate_segments, number_candidates
 from autoclip.planning.timeline import build_clips, fit_budget
-from autoclip.planning.two_pass import plan_edit, selection_problems
+from autoclip.planning.two_pass import plan_edit
+from autoclip.planning.validation import selection_problems
 from autoclip.providers.local import HeuristicPlanner
 
 
@@ -115,10 +116,10 @@ class _BrokenModel:
     provider, model, heuristic = "test", "broken", False
 
     def theme(self, digests):
-        return Theme(title="t", summary="s"), Usage()
+        return Theme(title="t", summary="s"), {}
 
     def select(self, request):
-        return Selection(picks=[Pick(segment_id=999)]), Usage(input_tokens=5)
+        return Selection(picks=[Pick(segment_id=999)]), {"broken": Usage(input_tokens=5)}
 
 
 def test_bad_model_answer_falls_back_loudly():
@@ -142,4 +143,4 @@ def test_heuristic_theme_says_it_is_heuristic():
     from autoclip.planning.segments import digest
 
     theme, usage = HeuristicPlanner().theme([digest(_video(0, 30), _talk())])
-    assert "Heuristic planner" in theme.summary and usage.input_tokens == 0
+    assert "Heuristic planner" in theme.summary and usage == {}

@@ -1,1 +1,5 @@
-"""Prefect blocks (credentials, object storage, notifications) arrive with the issues that need them."""
+"""Prefect blocks: credentials kept as secrets in Prefect (masked in the API and UI)."""
+
+from autoclip.blocks.credentials import DashScopeCredentials, resolve_secrets
+
+__all__ = ["DashScopeCredentials", "resolve_secrets"]

@@ -65,6 +65,13 @@ def clip_table(plan: EditPlan) -> str:
         lines.append(f"| {n} | {clip.name} | {clip.start:.2f} | {clip.end:.2f} | {clip.duration:.2f} | {reason} |")
     for note in plan.planner.notes:
         lines.append(f"\n> {note}")
+    if plan.usage:
+        lines += ["", "## Model usage", "", "| model | calls | cached | input tokens | output tokens | audio s |",
+                  "|---|---|---|---|---|---|"]
+        for model, used in sorted(plan.usage.items()):
+            lines.append(f"| {model} | {used.calls} | {used.cached_calls} | {used.input_tokens} | "
+                         f"{used.output_tokens} | {used.audio_seconds:.1f} |")
+        lines.append(f"\nEstimated cost: {plan.estimated_cost:.4f} (AUTOCLIP_PRICES)")
     if plan.rejected:
         lines += ["", "## Left out", ""] + [f"- `{r.source}` ({r.stage}): {r.reason}" for r in plan.rejected]
     return "\n".join(lines)
@@ -122,6 +129,8 @@ def auto_clip(sources: list[str], options: ClipOptions | None = None, output: st
         progress(65, f"theme: {theme.title}")
         plan = select_clips_task(pairs, theme, info, options, rejected)
         progress(70, f"selected {len(plan.clips)} clips, {plan.duration:.1f} s")
+        for note in plan.planner.notes:
+            logger.warning("planner: %s", note)
         create_markdown_artifact(clip_table(plan), key="auto-clip-plan", description="chosen clips")
 
         target = Path(output).expanduser()

@@ -3,42 +3,26 @@ the heuristic planner loudly (recorded in the plan), and zero clips is an error 
 
 from __future__ import annotations
 
-from autoclip.errors import PlanError, ProviderError
-from autoclip.models import (Candidate, EditPlan, PlannerInfo, Rejection, Selection, SelectionRequest,
-                             SourceVideo, Theme, Usage, VideoAnalysis, VideoDigest)
+from autoclip.errors import PlanError, ProviderAuthError, ProviderError
+from autoclip.models import (EditPlan, PlannerInfo, Rejection, SelectionRequest, SourceVideo, Theme,
+                             VideoAnalysis, VideoDigest, add_usage)
 from autoclip.planning.segments import digest, number_candidates
 from autoclip.planning.timeline import build_clips
+from autoclip.planning.validation import selection_problems
 from autoclip.providers.base import LanguageModel
 from autoclip.providers.local import HeuristicPlanner
-
-
-def selection_problems(selection: Selection, candidates: dict[int, Candidate], budget: float) -> list[str]:
-    """What is wrong with a pass-2 answer, in words a model can act on; empty when it is usable."""
-    problems = []
-    ids = [p.segment_id for p in selection.picks]
-    if not ids:
-        problems.append("the selection is empty; pick at least one segment id")
-    unknown = sorted({i for i in ids if i not in candidates})
-    if unknown:
-        problems.append(f"unknown segment ids {unknown}; use only ids from the list")
-    dupes = sorted({i for i in ids if ids.count(i) > 1})
-    if dupes:
-        problems.append(f"segment ids {dupes} are picked more than once")
-    total = sum(candidates[i].duration for i in set(ids) if i in candidates)
-    if total > budget * 1.5 + 5:
-        problems.append(f"the picks last {total:.0f} s, far over the {budget:.0f} s budget")
-    return problems
 
 
 def decide_theme(model: LanguageModel, digests: list[VideoDigest]) -> tuple[Theme, PlannerInfo]:
     info = PlannerInfo(provider=model.provider, model=model.model, heuristic=model.heuristic)
     try:
         theme, usage = model.theme(digests)
+        info.usage = add_usage(info.usage, usage)
+    except ProviderAuthError:
+        raise
     except ProviderError as exc:
-        fallback = HeuristicPlanner()
-        theme, usage = fallback.theme(digests)
+        theme, _ = HeuristicPlanner().theme(digests)
         info.notes.append(f"pass 1 fell back to the heuristic planner: {exc}")
-    info.usage = Usage(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens)
     return theme, info
 
 
@@ -55,9 +39,10 @@ def plan_edit(pairs: list[tuple[SourceVideo, VideoAnalysis]], theme: Theme, info
     problems: list[str] = []
     try:
         selection, usage = model.select(request)
-        info.usage.input_tokens += usage.input_tokens
-        info.usage.output_tokens += usage.output_tokens
+        info.usage = add_usage(info.usage, usage)
         problems = selection_problems(selection, by_id, target)
+    except ProviderAuthError:
+        raise
     except ProviderError as exc:
         problems = [str(exc)]
     if problems:

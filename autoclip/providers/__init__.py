@@ -1,22 +1,120 @@
-"""Pick the implementation of each brain from the settings."""
+"""Pick the implementation of each brain from the settings and the available keys."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from pydantic import SecretStr
 
 from autoclip.config import Settings
 from autoclip.providers.base import LanguageModel, SpeechRecognizer, VisionDescriber
 from autoclip.providers.local import HeuristicPlanner, WhisperRecognizer, resolve_whisper_model
+from autoclip.retry import RetryPolicy
 
 
-def speech_recognizer(settings: Settings) -> SpeechRecognizer | None:
-    """faster-whisper when a model is configured or bundled; None means speech/silence without text."""
+@dataclass(frozen=True)
+class Secrets:
+    """API keys for this process: from a Prefect block (resolved by the task layer) or the environment."""
+
+    dashscope_api_key: SecretStr | None = None
+    openai_api_key: SecretStr | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Secrets":
+        return cls(settings.dashscope_api_key, settings.openai_api_key)
+
+    def __repr__(self) -> str:  # never show keys, even masked ones' lengths
+        return f"Secrets(dashscope={'set' if self.dashscope_api_key else 'unset'}, " \
+               f"openai={'set' if self.openai_api_key else 'unset'})"
+
+
+def _has_key(secrets: Secrets) -> bool:
+    return bool(secrets.dashscope_api_key and secrets.dashscope_api_key.get_secret_value())
+
+
+def _session(settings: Settings, secrets: Secrets):
+    from autoclip.errors import ProviderAuthError
+    from autoclip.providers.dashscope import DashScopeSession
+
+    if not _has_key(secrets):
+        raise ProviderAuthError("DashScope is selected but no API key is set: save a DashScopeCredentials "
+                                f"block named '{settings.dashscope_block}' or set DASHSCOPE_API_KEY")
+    return DashScopeSession(secrets.dashscope_api_key, settings.dashscope_base_url,
+                            settings.dashscope_websocket_url, settings.request_timeout,
+                            RetryPolicy.from_settings(settings))
+
+
+def _cache(settings: Settings):
+    from autoclip.providers.chat import ResponseCache
+
+    return ResponseCache(settings.cache_dir / "responses")
+
+
+def stage_signature(settings: Settings, secrets: Secrets) -> str:
+    """Which engines analysis uses; part of the analysis cache key."""
+    speech = settings.stage_provider("speech", _has_key(secrets))
+    vision = settings.stage_provider("vision", _has_key(secrets))
+    return f"speech={speech},vision={vision}"
+
+
+def local_speech(settings: Settings) -> SpeechRecognizer | None:
     model = resolve_whisper_model(settings.whisper_model)
     return WhisperRecognizer(model, settings.whisper_compute_type) if model else None
 
 
-def vision_describer(settings: Settings) -> VisionDescriber | None:
-    """No offline vision model yet: shots go uncaptioned."""
-    return None
+def speech_recognizer(settings: Settings, secrets: Secrets | None = None,
+                      audio_url: Callable[[Path], str | None] | None = None) -> SpeechRecognizer | None:
+    """Paraformer with DashScope; else faster-whisper when a model is configured or bundled; else None
+    (speech/silence without text)."""
+    secrets = secrets or Secrets.from_settings(settings)
+    if settings.stage_provider("speech", _has_key(secrets)) == "dashscope":
+        from autoclip.providers.dashscope import ParaformerRecognizer
+
+        hints = [h.strip() for h in (settings.language or "").split(",") if h.strip()]
+        return ParaformerRecognizer(_session(settings, secrets), settings.asr_realtime_model,
+                                    settings.asr_file_model, hints, audio_url)
+    return local_speech(settings)
 
 
-def language_model(settings: Settings) -> LanguageModel:
-    return HeuristicPlanner()
+def vision_describer(settings: Settings, secrets: Secrets | None = None) -> VisionDescriber | None:
+    """qwen-vl-plus (or an OpenAI-compatible vision model); offline, shots go uncaptioned."""
+    secrets = secrets or Secrets.from_settings(settings)
+    chosen = settings.stage_provider("vision", _has_key(secrets))
+    if chosen == "local":
+        return None
+    from autoclip.providers.chat import CachedChat, ChatVisionDescriber
+
+    if chosen == "dashscope":
+        from autoclip.providers.dashscope import DashScopeChat
+
+        backend = DashScopeChat(_session(settings, secrets), settings.vision_model, multimodal=True)
+    else:
+        backend = _openai(settings, secrets, settings.openai_vision_model)
+    return ChatVisionDescriber(CachedChat(backend, _cache(settings)), settings.vision_frames_per_call)
+
+
+def language_model(settings: Settings, secrets: Secrets | None = None) -> LanguageModel:
+    """qwen (or an OpenAI-compatible model) for pass 1 and 2; offline, the heuristic planner."""
+    secrets = secrets or Secrets.from_settings(settings)
+    chosen = settings.stage_provider("text", _has_key(secrets))
+    if chosen == "local":
+        return HeuristicPlanner()
+    from autoclip.providers.chat import CachedChat, ChatPlanner
+
+    if chosen == "dashscope":
+        from autoclip.providers.dashscope import DashScopeChat
+
+        backend = DashScopeChat(_session(settings, secrets), settings.text_model)
+    else:
+        backend = _openai(settings, secrets, settings.openai_text_model)
+    return ChatPlanner(CachedChat(backend, _cache(settings)), settings.selection_token_budget)
+
+
+def _openai(settings: Settings, secrets: Secrets, model: str):
+    from autoclip.providers.openai_compat import OpenAICompatChat
+
+    key = secrets.openai_api_key or secrets.dashscope_api_key
+    return OpenAICompatChat(settings.openai_base_url, key, model, settings.request_timeout,
+                            RetryPolicy.from_settings(settings))

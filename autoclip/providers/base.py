@@ -32,8 +32,8 @@ class LanguageModel(Protocol):
     model: str
     heuristic: bool
 
-    def theme(self, digests: list[VideoDigest]) -> tuple[Theme, Usage]:
-        """Pass 1: what the set of videos is about."""
+    def theme(self, digests: list[VideoDigest]) -> tuple[Theme, dict[str, Usage]]:
+        """Pass 1: what the set of videos is about (and the usage per model)."""
 
-    def select(self, request: SelectionRequest) -> tuple[Selection, Usage]:
+    def select(self, request: SelectionRequest) -> tuple[Selection, dict[str, Usage]]:
         """Pass 2: which numbered candidates tell the theme best within the budget, in order."""

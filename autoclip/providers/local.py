@@ -107,7 +107,7 @@ class HeuristicPlanner:
     model = "heuristic"
     heuristic = True
 
-    def theme(self, digests: list[VideoDigest]) -> tuple[Theme, Usage]:
+    def theme(self, digests: list[VideoDigest]) -> tuple[Theme, dict[str, Usage]]:
         words = keywords([d.transcript_excerpt for d in digests] + [c for d in digests for c in d.captions])
         names = ", ".join(d.name for d in digests)
         title = ("Highlights: " + ", ".join(words[:3])) if words else f"Highlights from {len(digests)} videos"
@@ -115,9 +115,9 @@ class HeuristicPlanner:
                    f"spoken in {names}." if words else
                    f"Heuristic planner (offline, no language model): no speech to read, so the liveliest "
                    f"and loudest moments of {names} are chosen.")
-        return Theme(title=title, summary=summary, keywords=words), Usage()
+        return Theme(title=title, summary=summary, keywords=words), {}
 
-    def select(self, request: SelectionRequest) -> tuple[Selection, Usage]:
+    def select(self, request: SelectionRequest) -> tuple[Selection, dict[str, Usage]]:
         scores = {c.id: self.score(c, request.theme.keywords) for c in request.candidates}
         by_video: dict[int, list[Candidate]] = collections.defaultdict(list)
         for cand in request.candidates:
@@ -156,7 +156,7 @@ class HeuristicPlanner:
                     progress = True
         picks = [Pick(segment_id=c.id, reason=self.reason(c, request.theme.keywords))
                  for c in sorted(chosen.values(), key=lambda c: (c.video_index, c.start))]
-        return Selection(picks=picks), Usage()
+        return Selection(picks=picks), {}
 
     @staticmethod
     def score(cand: Candidate, theme_words: list[str]) -> float:

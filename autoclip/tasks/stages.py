@@ -9,7 +9,9 @@ from prefect import task
 from autoclip.analysis import analysis_cache_key, analyze
 from autoclip.config import ClipOptions, get_settings
 from autoclip.media.render import render
-from autoclip.models import (EditPlan, PlannerInfo, Rejection, SourceVideo, Theme, VideoAnalysis)
+from autoclip.blocks import resolve_secrets
+from autoclip.models import (EditPlan, PlannerInfo, Rejection, SourceVideo, Theme, VideoAnalysis, add_usage)
+from autoclip.planning.costs import estimate_cost
 from autoclip.planning.segments import digest
 from autoclip.planning.two_pass import decide_theme, plan_edit
 from autoclip.providers import language_model
@@ -26,25 +28,33 @@ def ingest_source(source: str, index: int, workspace: str) -> SourceVideo:
 
 
 def _analysis_key(context, parameters) -> str:
-    return analysis_cache_key(parameters["video"].sha256, get_settings())
+    settings, secrets = resolve_secrets(get_settings())
+    return analysis_cache_key(parameters["video"].sha256, settings, secrets)
 
 
 @task(name="analyze", task_run_name="analyze {video.name}", tags=["analysis"], cache_key_fn=_analysis_key,
       persist_result=True, **_retrying)
 def analyze_video(video: SourceVideo, workspace: str) -> VideoAnalysis:
-    return analyze(video, Path(workspace) / "analysis" / f"{video.index:03d}", get_settings())
+    settings, secrets = resolve_secrets(get_settings())
+    return analyze(video, Path(workspace) / "analysis" / f"{video.index:03d}", settings, secrets)
 
 
 @task(name="theme", tags=["planning"], **_retrying)
 def decide_theme_task(pairs: list[tuple[SourceVideo, VideoAnalysis]]) -> tuple[Theme, PlannerInfo]:
-    return decide_theme(language_model(get_settings()), [digest(v, a) for v, a in pairs])
+    model = language_model(*resolve_secrets(get_settings()))
+    return decide_theme(model, [digest(v, a) for v, a in pairs])
 
 
 @task(name="select", tags=["planning"], **_retrying)
 def select_clips_task(pairs: list[tuple[SourceVideo, VideoAnalysis]], theme: Theme, info: PlannerInfo,
                       options: ClipOptions, rejected: list[Rejection]) -> EditPlan:
-    return plan_edit(pairs, theme, info, language_model(get_settings()), target=options.target_duration,
+    settings, secrets = resolve_secrets(get_settings())
+    plan = plan_edit(pairs, theme, info, language_model(settings, secrets), target=options.target_duration,
                      min_clip=options.min_clip, max_clip=options.max_clip, rejected=rejected)
+    usage = plan.planner.usage
+    for _, analysis in pairs:
+        usage = add_usage(usage, analysis.usage)
+    return plan.model_copy(update={"usage": usage, "estimated_cost": estimate_cost(usage, settings.prices)})
 
 
 @task(name="render", tags=["render"])

@@ -1,0 +1,120 @@
+"""The two planning prompts (and the vision prompt) and the JSON shapes their answers must have.
+
+Every user message is one JSON document with a "task" field, so answers can be checked and a stand-in
+server can answer them in tests. The model picks segment ids; it never writes timestamps.
+"""
+
+from __future__ import annotations
+
+import json
+
+from pydantic import BaseModel, Field
+
+from autoclip.models import Candidate, SelectionRequest, Theme, VideoDigest
+
+THEME_SYSTEM = (
+    "You are a film editor planning a short highlight reel from several raw videos. Read the per-video "
+    "digests (speech excerpts, shot counts, on-screen captions) and say what the set is about. Answer with "
+    'one JSON object: {"title": "<short title>", "summary": "<one to three sentences>", '
+    '"keywords": ["<word>", ...]}. Write in the language most of the speech is in.')
+
+SELECT_SYSTEM = (
+    "You are a film editor. From the numbered candidate segments, pick the moments that tell the theme "
+    "best, in the order they should play. Rules: use only ids from the list; the picked segments' "
+    "durations must add up to at most budget_seconds (aim close to it); include several videos when they "
+    "have relevant material; do not pick the same id twice; never write timestamps. Answer with one JSON "
+    'object: {"picks": [{"segment_id": <id>, "reason": "<why this moment, one short sentence>"}]}.')
+
+VISION_SYSTEM = (
+    "You describe what is on screen. For each shot, the frames sampled from it are given in order. "
+    'Answer with one JSON object: {"shots": [{"shot": <number>, "caption": "<one sentence>", '
+    '"tags": ["<tag>", ...]}]}, one entry per shot.')
+
+
+class ThemeAnswer(BaseModel):
+    title: str = Field(min_length=1)
+    summary: str = ""
+    keywords: list[str] = Field(default_factory=list)
+
+    def theme(self) -> Theme:
+        return Theme(title=self.title.strip(), summary=self.summary.strip(),
+                     keywords=[k.strip() for k in self.keywords if k.strip()][:12])
+
+
+class PickAnswer(BaseModel):
+    segment_id: int
+    reason: str = ""
+
+
+class SelectionAnswer(BaseModel):
+    picks: list[PickAnswer]
+
+
+class ShotAnswer(BaseModel):
+    shot: int
+    caption: str
+    tags: list[str] = Field(default_factory=list)
+
+
+class VisionAnswer(BaseModel):
+    shots: list[ShotAnswer]
+
+
+def _doc(payload: dict) -> str:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+
+
+def theme_messages(digests: list[VideoDigest]) -> list[dict]:
+    videos = [d.model_dump(mode="json") for d in digests]
+    return [{"role": "system", "content": THEME_SYSTEM},
+            {"role": "user", "content": _doc({"task": "theme", "videos": videos})}]
+
+
+def candidate_row(c: Candidate) -> dict:
+    row = {"id": c.id, "video_index": c.video_index, "start": round(c.start, 2), "end": round(c.end, 2),
+           "duration": round(c.duration, 2), "loudness_db": round(c.loudness_db, 1),
+           "speech_ratio": round(c.speech_ratio, 2), "shot_changes": c.shot_cuts}
+    if c.text:
+        row["text"] = c.text[:400]
+    if c.caption:
+        row["caption"] = c.caption[:200]
+    return row
+
+
+def selection_messages(request: SelectionRequest, candidates: list[Candidate] | None = None,
+                       budget: float | None = None) -> list[dict]:
+    """Pass 2 for all candidates, or for a window of them with its own budget."""
+    payload = {
+        "task": "select",
+        "theme": request.theme.model_dump(mode="json"),
+        "budget_seconds": round(budget if budget is not None else request.target_duration, 1),
+        "min_clip_seconds": request.min_clip,
+        "videos": [{"video_index": v.video_index, "name": v.name, "duration": v.duration}
+                   for v in request.videos],
+        "candidates": [candidate_row(c) for c in (candidates if candidates is not None else request.candidates)],
+    }
+    return [{"role": "system", "content": SELECT_SYSTEM}, {"role": "user", "content": _doc(payload)}]
+
+
+def repair_messages(messages: list[dict], answer: str, problems: list[str]) -> list[dict]:
+    """The conversation so far plus the model's answer and what is wrong with it."""
+    return messages + [
+        {"role": "assistant", "content": answer},
+        {"role": "user", "content": _doc({"task": "repair", "problems": problems,
+                                          "instruction": "Answer again with the corrected JSON object only."})}]
+
+
+def vision_messages(shots: list[tuple[int, float, float, list[str]]]) -> list[dict]:
+    """One multimodal user message: every shot's frames (data URIs) then the JSON task."""
+    content: list[dict] = []
+    rows = []
+    for number, start, end, frames in shots:
+        content += [{"image": uri} for uri in frames]
+        rows.append({"shot": number, "start": round(start, 2), "end": round(end, 2), "frames": len(frames)})
+    content.append({"text": _doc({"task": "describe", "instructions": VISION_SYSTEM, "shots": rows})})
+    return [{"role": "user", "content": content}]
+
+
+def estimate_tokens(messages: list[dict]) -> int:
+    """Rough token count (about 3 characters a token for mixed English/Chinese JSON)."""
+    return sum(len(m["content"]) if isinstance(m["content"], str) else 0 for m in messages) // 3

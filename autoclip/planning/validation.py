@@ -1,0 +1,23 @@
+"""What is wrong with a model's answer, in words the model can act on in a repair round."""
+
+from __future__ import annotations
+
+from autoclip.models import Candidate, Selection
+
+
+def selection_problems(selection: Selection, candidates: dict[int, Candidate], budget: float) -> list[str]:
+    """Empty when the pass-2 answer is usable."""
+    problems = []
+    ids = [p.segment_id for p in selection.picks]
+    if not ids:
+        problems.append("the selection is empty; pick at least one segment id")
+    unknown = sorted({i for i in ids if i not in candidates})
+    if unknown:
+        problems.append(f"unknown segment ids {unknown}; use only ids from the list")
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        problems.append(f"segment ids {dupes} are picked more than once")
+    total = sum(candidates[i].duration for i in set(ids) if i in candidates)
+    if total > budget * 1.5 + 5:
+        problems.append(f"the picks last {total:.0f} s, far over the {budget:.0f} s budget")
+    return problems
