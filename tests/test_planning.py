@@ -144,3 +144,12 @@ def test_heuristic_theme_says_it_is_heuristic():
 
     theme, usage = HeuristicPlanner().theme([digest(_video(0, 30), _talk())])
     assert "Heuristic planner" in theme.summary and usage == {}
+
+
+def test_a_trailing_fragment_joins_its_neighbour_instead_of_becoming_a_flash():
+    sentences = [Sentence(start=float(t), end=float(t + 3), text=f"s{t}") for t in range(0, 42, 3)]
+    sentences.append(Sentence(start=42.0, end=42.4, text="end"))
+    analysis = VideoAnalysis(sha256="4" * 64, duration=42.4, transcript=Transcript(engine="t", sentences=sentences))
+    cands = candidate_segments(analysis, 0, first_id=1, min_len=1.5, max_len=8.0)
+    assert cands[-1].end == 42.4 and cands[-1].duration > 1.5
+    assert all(c.duration >= 1.5 for c in cands)

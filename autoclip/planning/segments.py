@@ -11,6 +11,7 @@ import bisect
 from autoclip.models import Candidate, Interval, SourceVideo, VideoAnalysis, VideoDigest
 
 MAX_GAP_IN_SEGMENT = 1.5  # seconds of pause that may sit inside one segment
+MIN_CANDIDATE = 0.5  # shorter pieces are flashes, not moments (unless a video has nothing else)
 
 
 def _units(analysis: VideoAnalysis) -> list[tuple[float, float, str]]:
@@ -59,13 +60,14 @@ def candidate_segments(analysis: VideoAnalysis, video_index: int, *, first_id: i
             continue
         if merged:
             last = merged[-1]
-            short = last[1] - last[0] < preferred
+            short = last[1] - last[0] < preferred or end - start < min_len  # a fragment joins its neighbour
             if short and start - last[1] <= MAX_GAP_IN_SEGMENT and end - last[0] <= max_len:
                 last[1] = end
                 last[2] = f"{last[2]} {text}".strip()
                 continue
         merged.append([start, end, text])
     pieces = [p for s, e, t in merged for p in _split_long(s, e, t, max_len, cut_points)]
+    pieces = [p for p in pieces if p[1] - p[0] >= MIN_CANDIDATE] or pieces[:1]
     if not pieces and duration > 0:  # e.g. a 1-second silent clip with one shot
         pieces = [(0.0, duration, "")]
     out = []

@@ -60,7 +60,7 @@ class DashScopeSession:
             return
         detail = self.redact(f"{status} {getattr(response, 'code', '') or ''}: "
                              f"{getattr(response, 'message', '') or ''}".strip())
-        if status == 429 or status >= 500 or status == 0:
+        if status == 429 or status >= 500 or status <= 0:  # <= 0: the SDK could not connect
             raise TransientError(f"{what}: {detail}")
         if status in _AUTH_STATUSES:
             raise ProviderAuthError(f"{what}: DashScope refused the request ({detail})")
