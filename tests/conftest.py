@@ -71,6 +71,7 @@ def prefect_server():
             time.sleep(0.5)
         yield url
     finally:
+        _drain_prefect_workers()
         try:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=20)
@@ -78,6 +79,18 @@ def prefect_server():
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         log.close()
+
+
+def _drain_prefect_workers() -> None:
+    """Send what Prefect's background workers still hold before the server goes away (quiet teardown)."""
+    try:
+        from prefect.events.worker import EventsWorker
+        from prefect.logging.handlers import APILogWorker
+
+        APILogWorker.drain_all(timeout=10)
+        EventsWorker.drain_all(timeout=10)
+    except Exception:  # noqa: BLE001 - teardown must go on
+        pass
 
 
 def pytest_sessionfinish(session, exitstatus):

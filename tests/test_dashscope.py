@@ -295,3 +295,10 @@ def test_cli_run_with_dashscope_records_both_passes_and_reruns_from_cache(ds, st
     assert second.returncode == 0, second.stderr[-3000:]
     assert len(standin.log) == requests_before  # analyses cached by Prefect, both passes by the response cache
     assert "analysis:  2 cached, 0 computed" in second.stdout
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(limit=5)
+        logs = client.read_logs(limit=200)
+    assert logs and all(KEY not in log.message for log in logs)  # not in any log the server holds
+    assert runs and all(KEY not in json.dumps(run.parameters, default=str) for run in runs)
