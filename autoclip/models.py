@@ -160,6 +160,11 @@ class Usage(BaseModel):
                      calls=self.calls + other.calls, cached_calls=self.cached_calls + other.cached_calls)
 
 
+def as_cached(usage: dict[str, Usage]) -> dict[str, Usage]:
+    """The same calls, answered from a cache this time: nothing spent."""
+    return {model: Usage(cached_calls=u.calls + u.cached_calls) for model, u in usage.items()}
+
+
 def add_usage(total: dict[str, Usage], more: dict[str, Usage]) -> dict[str, Usage]:
     """Sum per-model usage tables."""
     out = dict(total)

@@ -295,6 +295,10 @@ def test_cli_run_with_dashscope_records_both_passes_and_reruns_from_cache(ds, st
     assert second.returncode == 0, second.stderr[-3000:]
     assert len(standin.log) == requests_before  # analyses cached by Prefect, both passes by the response cache
     assert "analysis:  2 cached, 0 computed" in second.stdout
+    rerun = json.loads(out.with_suffix(".plan.json").read_text())
+    assert rerun["estimated_cost"] == 0 and all(u["input_tokens"] == 0 and u["audio_seconds"] == 0
+                                                 for u in rerun["usage"].values())
+    assert rerun["usage"]["qwen-plus"]["cached_calls"] == 2
     from prefect.client.orchestration import get_client
 
     with get_client(sync_client=True) as client:

@@ -15,7 +15,7 @@ from prefect.runtime import flow_run
 from autoclip.config import ClipOptions, get_settings
 from autoclip.errors import InputError
 from autoclip.media.subtitles import reel_cues, to_srt
-from autoclip.models import EditPlan, Rejection, RunResult, SourceVideo, VideoAnalysis
+from autoclip.models import EditPlan, Rejection, RunResult, SourceVideo, VideoAnalysis, as_cached
 from autoclip.sources import expand_sources
 from autoclip.storage.local import publish_file, write_text
 from autoclip.tasks.stages import (analyze_video, decide_theme_task, ingest_source, render_task,
@@ -112,8 +112,11 @@ def auto_clip(sources: list[str], options: ClipOptions | None = None, output: st
         cached = 0
         for video, state in _bounded(analyze_video, videos, limit, workspace=str(workspace)):
             if state.is_completed():
-                analyses[video.index] = state.result()
-                cached += state.name == "Cached"
+                analysis = state.result()
+                if state.name == "Cached":  # its models were paid for by an earlier run
+                    cached += 1
+                    analysis = analysis.model_copy(update={"usage": as_cached(analysis.usage)})
+                analyses[video.index] = analysis
             else:
                 rejected.append(Rejection(source=video.source, stage="analysis",
                                           reason=_failure_reason(state)))
