@@ -77,6 +77,12 @@ class Settings(BaseSettings):
         description="estimated price per model: CNY per 1,000 input/output tokens, or per audio second")
     cache_dir: Path = Path.home() / ".cache" / "autoclip"
 
+    http_connect_timeout: float = Field(10.0, gt=0, description="seconds to connect when downloading a URL")
+    http_read_timeout: float = Field(30.0, gt=0, description="seconds without data before a download stalls")
+    http_max_redirects: int = Field(5, ge=0, le=20)
+    http_allow: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="hosts, IPs or CIDRs a URL may reach even though they are private/loopback")
+
     whisper_model: str | None = Field(None, description="faster-whisper model name or local directory")
     whisper_compute_type: str = "int8"
     language: str | None = Field(None, description="speech language hint, e.g. 'en' or 'zh'")
@@ -96,9 +102,12 @@ class Settings(BaseSettings):
     @field_validator("supported_formats", mode="before")
     @classmethod
     def _formats(cls, value):
-        if isinstance(value, str):
-            value = json.loads(value) if value.strip().startswith("[") else value.split(",")
-        return tuple(v.strip().lower().lstrip(".") for v in value if v.strip())
+        return tuple(v.lower().lstrip(".") for v in _as_list(value))
+
+    @field_validator("http_allow", mode="before")
+    @classmethod
+    def _allow(cls, value):
+        return tuple(_as_list(value))
 
     def stage_provider(self, stage: Literal["speech", "vision", "text"], has_dashscope_key: bool) -> str:
         """The provider a stage uses: its own setting, else AUTOCLIP_PROVIDER; 'auto' resolves by key."""
@@ -116,6 +125,13 @@ class Settings(BaseSettings):
             "scene_threshold", "silence_db", "vision_model", "asr_file_model", "asr_realtime_model",
             "openai_vision_model", "vision_frames_per_call")}
         return hashlib.sha256(json.dumps(knobs, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _as_list(value) -> list[str]:
+    """A list from a JSON array or a comma-separated string (as env variables give them)."""
+    if isinstance(value, str):
+        value = json.loads(value) if value.strip().startswith("[") else value.split(",")
+    return [str(v).strip() for v in value if str(v).strip()]
 
 
 @lru_cache(maxsize=1)
