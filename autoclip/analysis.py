@@ -52,10 +52,26 @@ def shots_with_frames(cuts: list[float], duration: float, frames: list[tuple[flo
     return shots
 
 
+def audio_url_maker(settings: Settings, sha256: str):
+    """With an object-store backend, Paraformer's file route gets the WAV as a presigned URL (the service
+    cannot read local files); without one it is streamed over the websocket."""
+    if settings.storage_backend == "local" or not settings.output_uri:
+        return None
+    from autoclip.storage.objects import presign, split_uri, upload
+
+    def make(wav: Path) -> str:
+        uri = f"{settings.output_uri.rstrip('/')}/_audio/{sha256}.wav"
+        config = settings.object_store(split_uri(uri)[0])
+        upload(wav, uri, config)
+        return presign(uri, config, settings.presign_expiry)
+
+    return make
+
+
 def transcribe(wav: Path, settings: Settings, secrets: Secrets, analysers: dict[str, str],
-               usage: dict[str, Usage]) -> Transcript | None:
+               usage: dict[str, Usage], audio_url=None) -> Transcript | None:
     """Speech with the chosen engine; when a remote one fails, say so and fall back to the local one."""
-    recognizer = speech_recognizer(settings, secrets)
+    recognizer = speech_recognizer(settings, secrets, audio_url)
     if recognizer is None:
         analysers["speech"] = "energy (no speech model)"
         return None
@@ -91,7 +107,8 @@ def analyze(video: SourceVideo, workdir: Path, settings: Settings, secrets: Secr
             silent = ex.silences(levels, ex.LOUDNESS_STEP, settings.silence_db)
             voiced = ex.voiced(silent, extraction.duration)
             if voiced:
-                transcript = transcribe(extraction.wav, settings, secrets, analysers, usage)
+                transcript = transcribe(extraction.wav, settings, secrets, analysers, usage,
+                                        audio_url_maker(settings, video.sha256))
             else:
                 analysers["speech"] = "none (silent)"
         describer = vision_describer(settings, secrets)

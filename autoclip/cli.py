@@ -49,6 +49,10 @@ def run(
     typer.echo("")
     typer.secho(f"reel:      {result.reel}  ({result.duration:.1f} s, {result.clips} clips from "
                 f"{result.sources_used} source(s))", fg="green")
+    if result.reel_url:
+        typer.echo(f"url:       {result.reel_url}")
+    if result.reel_local and result.reel_local != result.reel:
+        typer.echo(f"local:     {result.reel_local}")
     typer.echo(f"plan:      {result.plan}")
     if result.subtitles:
         typer.echo(f"subtitles: {result.subtitles}")

@@ -44,7 +44,26 @@ class Settings(BaseSettings):
     max_video_size: int = Field(2 * 1024**3, description="largest accepted source, bytes or '2GiB'")
     supported_formats: Annotated[tuple[str, ...], NoDecode] = DEFAULT_FORMATS
     max_parallel_analysis: int = Field(4, ge=1, le=64)
-    storage_backend: Literal["local"] = "local"
+    storage_backend: Literal["local", "oss", "s3", "hybrid"] = Field(
+        "local", description="local folder, object store (oss/s3), or hybrid: local first, then uploaded")
+    output_uri: str | None = Field(None, description="s3://bucket/prefix or oss://bucket/prefix for outputs")
+    results_uri: str | None = Field(None, description="s3:// or oss:// prefix for Prefect results and cache records")
+    object_storage_block: str = Field("autoclip-storage", description="name of an ObjectStorage block to use")
+    presign_expiry: int = Field(3600, ge=60, le=7 * 86400, description="seconds a presigned URL stays valid")
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    s3_access_key_id: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("AUTOCLIP_S3_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID"))
+    s3_secret_access_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("AUTOCLIP_S3_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY"))
+    s3_addressing: Literal["auto", "virtual", "path"] = "auto"
+    oss_endpoint: str | None = Field(None, description="e.g. https://oss-cn-hangzhou.aliyuncs.com")
+    oss_region: str | None = None
+    oss_access_key_id: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("AUTOCLIP_OSS_ACCESS_KEY_ID", "OSS_ACCESS_KEY_ID"))
+    oss_access_key_secret: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("AUTOCLIP_OSS_ACCESS_KEY_SECRET", "OSS_ACCESS_KEY_SECRET"))
+    oss_addressing: Literal["auto", "virtual", "path"] = "virtual"
     workspace_dir: Path = Path.home() / ".cache" / "autoclip" / "runs"
     provider: Literal["auto", "dashscope", "openai", "local"] = Field(
         "auto", description="auto = DashScope when a key is set, else local")
@@ -117,6 +136,19 @@ class Settings(BaseSettings):
         if stage == "speech" and chosen == "openai":
             chosen = "local"  # Paraformer has no OpenAI-compatible route
         return chosen
+
+    def object_store(self, scheme: str):
+        """ObjectStoreConfig for 's3' or 'oss' from these settings."""
+        from autoclip.storage.objects import ObjectStoreConfig
+
+        if scheme == "oss":
+            return ObjectStoreConfig(provider="oss", endpoint_url=self.oss_endpoint, region=self.oss_region,
+                                     access_key_id=self.oss_access_key_id,
+                                     secret_access_key=self.oss_access_key_secret,
+                                     addressing_style=self.oss_addressing)
+        return ObjectStoreConfig(provider="s3", endpoint_url=self.s3_endpoint_url, region=self.s3_region,
+                                 access_key_id=self.s3_access_key_id, secret_access_key=self.s3_secret_access_key,
+                                 addressing_style=self.s3_addressing)
 
     def analysis_fingerprint(self) -> str:
         """What changes analysis results: part of the analysis cache key."""

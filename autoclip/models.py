@@ -218,7 +218,9 @@ class EditPlan(BaseModel):
 class RunResult(BaseModel):
     """What a run returns: where the outputs are, and what happened on the way."""
 
-    reel: str
+    reel: str = Field(description="where the reel is: a local path or an s3:// / oss:// URI")
+    reel_url: str | None = Field(None, description="presigned HTTPS URL when the reel is in object storage")
+    reel_local: str | None = Field(None, description="local copy (local and hybrid backends)")
     plan: str
     subtitles: str | None = None
     duration: float
@@ -227,6 +229,7 @@ class RunResult(BaseModel):
     rejected: list[Rejection] = Field(default_factory=list)
     analyses_cached: int = 0
     analyses_computed: int = 0
+    estimated_cost: float = 0.0
 
 
 class SelectionRequest(BaseModel):

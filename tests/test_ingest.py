@@ -7,7 +7,8 @@ import pytest
 from autoclip.config import get_settings
 from autoclip.errors import InputError
 from autoclip.media.probe import probe
-from autoclip.sources import expand_sources, ingest
+from autoclip.sources import ingest
+from autoclip.sources.local import expand_sources
 
 
 def _ingest(path, tmp_path):

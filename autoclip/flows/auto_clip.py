@@ -17,8 +17,9 @@ from autoclip.errors import InputError
 from autoclip.media.subtitles import reel_cues, to_srt
 from autoclip.models import EditPlan, Rejection, RunResult, SourceVideo, VideoAnalysis, as_cached
 from autoclip.sources import expand_sources
-from autoclip.storage.local import publish_file, write_text
-from autoclip.tasks.stages import (analyze_video, decide_theme_task, ingest_source, render_task,
+from autoclip.blocks import resolve_storage, results_storage
+from autoclip.storage.outputs import destination
+from autoclip.tasks.stages import (analyze_video, decide_theme_task, ingest_source, publish_task, render_task,
                                    select_clips_task)
 
 
@@ -81,13 +82,18 @@ def clip_table(plan: EditPlan) -> str:
 def auto_clip(sources: list[str], options: ClipOptions | None = None, output: str = "reel.mp4") -> RunResult:
     """Make a highlight reel of `sources` (files, globs, folders) and write it to `output`
     (beside it: `<name>.plan.json` and, when there is speech, `<name>.srt`)."""
-    settings = get_settings()
+    settings = resolve_storage(get_settings())
     options = options or ClipOptions()
     logger = get_run_logger()
     progress = Progress()
+    destination(output, settings)  # a misconfigured backend fails now, not after the work
+    store = results_storage(settings)
+    analyze = analyze_video.with_options(result_storage=store) if store else analyze_video
+    if store:
+        logger.info("task results and cache records: %s", store.uri)
     workspace = settings.workspace_dir / str(flow_run.get_id() or uuid.uuid4())
     try:
-        paths, rejected = expand_sources(sources, settings.supported_formats)
+        paths, rejected = expand_sources(sources, settings)
         videos: list[SourceVideo] = []
         states = {}
         futures = [(p, ingest_source.submit(p, i, str(workspace))) for i, p in enumerate(paths)]
@@ -110,7 +116,7 @@ def auto_clip(sources: list[str], options: ClipOptions | None = None, output: st
         limit = options.max_parallel_analysis or settings.max_parallel_analysis
         analyses: dict[int, VideoAnalysis] = {}
         cached = 0
-        for video, state in _bounded(analyze_video, videos, limit, workspace=str(workspace)):
+        for video, state in _bounded(analyze, videos, limit, workspace=str(workspace)):
             if state.is_completed():
                 analysis = state.result()
                 if state.name == "Cached":  # its models were paid for by an earlier run
@@ -136,19 +142,26 @@ def auto_clip(sources: list[str], options: ClipOptions | None = None, output: st
             logger.warning("planner: %s", note)
         create_markdown_artifact(clip_table(plan), key="auto-clip-plan", description="chosen clips")
 
-        target = Path(output).expanduser()
-        rendered = workspace / "render" / target.name
+        rendered = workspace / "render" / "reel.mp4"
         duration = render_task(plan, [v for v, _ in pairs], options, str(rendered))
         progress(90, f"rendered {duration:.1f} s")
 
         cues = reel_cues(plan.clips, {v.index: a.transcript for v, a in pairs})
-        plan_json = json.dumps(plan.model_dump(mode="json"), indent=2, ensure_ascii=False)
-        reel_uri = publish_file(rendered, target)
-        plan_uri = write_text(plan_json, target.with_suffix(".plan.json"))
-        srt_uri = write_text(to_srt(cues), target.with_suffix(".srt")) if cues else None
-        progress(100, f"published {reel_uri}")
-        return RunResult(reel=reel_uri, plan=plan_uri, subtitles=srt_uri, duration=round(duration, 3),
+        files = [(str(rendered), "")]
+        plan_file = workspace / "render" / "reel.plan.json"
+        plan_file.write_text(json.dumps(plan.model_dump(mode="json"), indent=2, ensure_ascii=False), encoding="utf-8")
+        files.append((str(plan_file), ".plan.json"))
+        if cues:
+            srt_file = workspace / "render" / "reel.srt"
+            srt_file.write_text(to_srt(cues), encoding="utf-8")
+            files.append((str(srt_file), ".srt"))
+        published = publish_task(files, output)
+        reel = published[0]
+        progress(100, f"published {reel.uri}")
+        return RunResult(reel=reel.uri, reel_url=reel.url, reel_local=reel.local, plan=published[1].uri,
+                         subtitles=published[2].uri if cues else None, duration=round(duration, 3),
                          clips=len(plan.clips), sources_used=len({c.video_index for c in plan.clips}),
-                         rejected=rejected, analyses_cached=cached, analyses_computed=len(pairs) - cached)
+                         rejected=rejected, analyses_cached=cached, analyses_computed=len(pairs) - cached,
+                         estimated_cost=plan.estimated_cost)
     finally:
         shutil.rmtree(workspace, ignore_errors=True)

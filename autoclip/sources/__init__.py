@@ -1,22 +1,82 @@
-"""Turn each source into a checked local file in the run's workspace."""
+"""Turn each source (path, glob, folder, http(s) link, s3:// or oss:// object or prefix) into a checked
+local file in the run's workspace."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from autoclip.config import Settings
+from autoclip.errors import AutoclipError, InputError
 from autoclip.media.probe import probe
-from autoclip.models import SourceVideo
-from autoclip.sources.local import check_file, expand_sources, place_in_workspace, sha256_file
+from autoclip.models import Rejection, SourceVideo
+from autoclip.sources.local import check_file, expand_sources as expand_local, place_in_workspace, sha256_file
 
-__all__ = ["expand_sources", "ingest"]
+__all__ = ["expand_sources", "ingest", "is_remote"]
+_OBJECT = ("s3://", "oss://")
+_WEB = ("http://", "https://")
+
+
+def is_remote(source: str) -> bool:
+    return source.startswith(_OBJECT + _WEB)
+
+
+def expand_sources(sources: list[str], settings: Settings) -> tuple[list[str], list[Rejection]]:
+    """Local paths, globs and folders expand on disk; an object prefix (ending in '/') lists its videos;
+    links and single objects pass through. Whatever cannot be listed becomes a Rejection."""
+    from autoclip.storage.objects import list_videos
+
+    found: list[str] = []
+    rejected: list[Rejection] = []
+    for source in sources:
+        if source.startswith(_OBJECT) and source.endswith("/"):
+            scheme = source.split("://", 1)[0]
+            try:
+                videos = list_videos(source, settings.object_store(scheme), settings.supported_formats)
+            except AutoclipError as exc:
+                rejected.append(Rejection(source=source, stage="import", reason=_reason(exc)))
+                continue
+            if not videos:
+                rejected.append(Rejection(source=source, stage="import",
+                                          reason=f"the prefix holds no videos ({', '.join(settings.supported_formats)})"))
+            found += videos
+        elif is_remote(source):
+            found.append(source)
+        else:
+            paths, problems = expand_local([source], settings.supported_formats)
+            found += paths
+            rejected += problems
+    return list(dict.fromkeys(found)), rejected
+
+
+def _reason(exc: Exception) -> str:
+    return exc.reason if isinstance(exc, InputError) else str(exc)
+
+
+def fetch(source: str, folder: Path, settings: Settings) -> Path:
+    """A remote source downloaded into `folder` (http(s) with the SSRF guard; objects with their SDK)."""
+    if source.startswith(_WEB):
+        from autoclip.sources.http import fetch_http
+
+        return fetch_http(source, folder, settings)
+    from autoclip.storage.objects import download, split_uri
+
+    scheme, _, key = split_uri(source)
+    name = PurePosixPath(key).name
+    if not name or PurePosixPath(name).suffix.lower().lstrip(".") not in settings.supported_formats:
+        raise InputError(source, f"unsupported format '{PurePosixPath(name).suffix or '(none)'}' "
+                         f"(supported: {', '.join(settings.supported_formats)})")
+    return download(source, folder / name, settings.object_store(scheme), settings.max_video_size)
 
 
 def ingest(source: str, index: int, workspace: Path, settings: Settings) -> SourceVideo:
-    """Check, hash, probe and place one source; InputError (naming it) when it cannot be used."""
-    path = check_file(source, settings.supported_formats, settings.max_video_size)
+    """Fetch (when remote), check, probe, hash and place one source; InputError naming it when unusable."""
+    if is_remote(source):
+        path = fetch(source, workspace / "downloads" / f"{index:03d}", settings)
+    else:
+        path = Path(source).expanduser()
+    path = check_file(str(path), settings.supported_formats, settings.max_video_size, name=source)
     info = probe(path, name=source)
     digest = sha256_file(path)
-    local = place_in_workspace(path, workspace / "inputs", index)
+    local = path if is_remote(source) else place_in_workspace(path, workspace / "inputs", index)
     return SourceVideo(index=index, source=source, name=path.name, path=str(local), sha256=digest,
                        size_bytes=path.stat().st_size, info=info)

@@ -43,9 +43,11 @@ def expand_sources(sources: list[str], formats: tuple[str, ...]) -> tuple[list[s
     return unique, rejected
 
 
-def check_file(source: str, formats: tuple[str, ...], max_size: int) -> Path:
-    """The cheap checks before any decoding: exists, is a file, extension, size."""
+def check_file(source: str, formats: tuple[str, ...], max_size: int, name: str | None = None) -> Path:
+    """The cheap checks before any decoding: exists, is a file, extension, size. Errors name `name`
+    (the source as the user gave it) when the file is a download of it."""
     path = Path(source).expanduser()
+    source = name or source
     if not path.exists():
         raise InputError(source, "does not exist")
     if not path.is_file():

@@ -34,12 +34,3 @@ def publish_file(local: Path, destination: Path) -> str:
     except OSError as exc:
         raise StorageError(f"cannot write {destination}: {exc}") from exc
     return str(destination.resolve())
-
-
-def write_text(text: str, destination: Path) -> str:
-    """Write text atomically to `destination`."""
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{destination.name}.", dir=destination.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    return publish_file(Path(tmp), destination)

@@ -7,48 +7,55 @@ from pathlib import Path
 from prefect import task
 
 from autoclip.analysis import analysis_cache_key, analyze
-from autoclip.config import ClipOptions, get_settings
+from autoclip.blocks import resolve_secrets, resolve_storage
+from autoclip.config import ClipOptions, Settings, get_settings
 from autoclip.media.render import render
-from autoclip.blocks import resolve_secrets
-from autoclip.models import (EditPlan, PlannerInfo, Rejection, SourceVideo, Theme, VideoAnalysis, add_usage)
+from autoclip.models import EditPlan, PlannerInfo, Rejection, SourceVideo, Theme, VideoAnalysis, add_usage
 from autoclip.planning.costs import estimate_cost
 from autoclip.planning.segments import digest
 from autoclip.planning.two_pass import decide_theme, plan_edit
-from autoclip.providers import language_model
+from autoclip.providers import Secrets, language_model
 from autoclip.sources import ingest
+from autoclip.storage.outputs import Published, destination, publish
 from autoclip.tasks.policy import RETRY_DELAYS, retry_transient
 
 _retrying = dict(retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS, retry_jitter_factor=0.5,
                  retry_condition_fn=retry_transient)
 
 
+def run_settings() -> tuple[Settings, Secrets]:
+    """Settings with the storage block applied, and the keys (block or environment): read inside each
+    task, so no secret is ever a parameter."""
+    return resolve_secrets(resolve_storage(get_settings()))
+
+
 @task(name="ingest", task_run_name="ingest {index}", tags=["ingest"], **_retrying)
 def ingest_source(source: str, index: int, workspace: str) -> SourceVideo:
-    return ingest(source, index, Path(workspace), get_settings())
+    return ingest(source, index, Path(workspace), run_settings()[0])
 
 
 def _analysis_key(context, parameters) -> str:
-    settings, secrets = resolve_secrets(get_settings())
+    settings, secrets = run_settings()
     return analysis_cache_key(parameters["video"].sha256, settings, secrets)
 
 
 @task(name="analyze", task_run_name="analyze {video.name}", tags=["analysis"], cache_key_fn=_analysis_key,
       persist_result=True, **_retrying)
 def analyze_video(video: SourceVideo, workspace: str) -> VideoAnalysis:
-    settings, secrets = resolve_secrets(get_settings())
+    settings, secrets = run_settings()
     return analyze(video, Path(workspace) / "analysis" / f"{video.index:03d}", settings, secrets)
 
 
 @task(name="theme", tags=["planning"], **_retrying)
 def decide_theme_task(pairs: list[tuple[SourceVideo, VideoAnalysis]]) -> tuple[Theme, PlannerInfo]:
-    model = language_model(*resolve_secrets(get_settings()))
+    model = language_model(*run_settings())
     return decide_theme(model, [digest(v, a) for v, a in pairs])
 
 
 @task(name="select", tags=["planning"], **_retrying)
 def select_clips_task(pairs: list[tuple[SourceVideo, VideoAnalysis]], theme: Theme, info: PlannerInfo,
                       options: ClipOptions, rejected: list[Rejection]) -> EditPlan:
-    settings, secrets = resolve_secrets(get_settings())
+    settings, secrets = run_settings()
     plan = plan_edit(pairs, theme, info, language_model(settings, secrets), target=options.target_duration,
                      min_clip=options.min_clip, max_clip=options.max_clip, rejected=rejected)
     usage = plan.planner.usage
@@ -61,3 +68,12 @@ def select_clips_task(pairs: list[tuple[SourceVideo, VideoAnalysis]], theme: The
 def render_task(plan: EditPlan, videos: list[SourceVideo], options: ClipOptions, output: str) -> float:
     infos = {v.path: v.info for v in videos}
     return render(plan.clips, infos, options, Path(output)).duration
+
+
+@task(name="publish", tags=["publish"])
+def publish_task(files: list[tuple[str, str]], output: str) -> list[Published]:
+    """Each (local file, suffix) to its place beside the reel's destination; the reel first."""
+    settings = run_settings()[0]
+    target = destination(output, settings)
+    return [publish(Path(local), target if not suffix else target.sibling(suffix), settings)
+            for local, suffix in files]
