@@ -118,6 +118,7 @@ class _Download:
             offset = self._accept(response, offset, landed)
             self._receive(response, connection, offset)
         finally:
+            response.close()
             connection.close()
         final = self.folder / self.name
         self.part.replace(final)
@@ -149,7 +150,7 @@ class _Download:
             addresses = _vet(current, self.shown, self.settings, redirected=current is not origin)
             connection = _connect(current, addresses, self.shown, self.settings)
             try:
-                response = _request(connection, current, self._headers(current, origin, offset),
+                response = _request(connection, current, self._headers(current, offset),
                                     self.shown, self.settings)
             except BaseException:
                 connection.close()
@@ -157,6 +158,7 @@ class _Download:
             if response.status not in _REDIRECTS:
                 return response, connection, current
             location = (response.getheader("Location") or "").strip()
+            response.close()
             connection.close()
             if not location:
                 raise InputError(self.shown, f"HTTP {response.status} {response.reason} without a Location header")
@@ -166,7 +168,7 @@ class _Download:
         raise InputError(self.shown, f"too many redirects (more than {self.settings.http_max_redirects}; "
                          "see AUTOCLIP_HTTP_MAX_REDIRECTS)")
 
-    def _headers(self, target: _Target, origin: _Target, offset: int) -> dict[str, str]:
+    def _headers(self, target: _Target, offset: int) -> dict[str, str]:
         headers = {"User-Agent": "auto-clip", "Accept": "*/*", "Accept-Encoding": "identity",
                    "Connection": "close"}
         if offset:
