@@ -120,6 +120,47 @@ def shared_media() -> Path:
 
 
 @pytest.fixture(scope="session")
+def s3_server():
+    """A real S3-compatible server (moto) on loopback for the session; yields its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+S3_KEYS = {"AWS_ACCESS_KEY_ID": "AKIATESTKEY", "AWS_SECRET_ACCESS_KEY": "test-secret-key-value"}
+
+
+@pytest.fixture
+def s3_env(s3_server, monkeypatch):
+    """Settings pointing s3:// and oss:// at the moto server (path-style), with a fresh bucket."""
+    import uuid
+
+    import s3fs
+
+    for name, value in {**S3_KEYS, "AUTOCLIP_S3_ENDPOINT_URL": s3_server, "AUTOCLIP_S3_REGION": "eu-west-1",
+                        "AUTOCLIP_S3_ADDRESSING": "path", "AUTOCLIP_OSS_ENDPOINT": s3_server,
+                        "OSS_ACCESS_KEY_ID": S3_KEYS["AWS_ACCESS_KEY_ID"],
+                        "OSS_ACCESS_KEY_SECRET": S3_KEYS["AWS_SECRET_ACCESS_KEY"],
+                        "AUTOCLIP_OSS_ADDRESSING": "path"}.items():
+        monkeypatch.setenv(name, value)
+    bucket = f"bkt-{uuid.uuid4().hex[:10]}"
+    fs = s3fs.S3FileSystem(key=S3_KEYS["AWS_ACCESS_KEY_ID"], secret=S3_KEYS["AWS_SECRET_ACCESS_KEY"],
+                           endpoint_url=s3_server, client_kwargs={"region_name": "eu-west-1"},
+                           skip_instance_cache=True, use_listings_cache=False)
+    fs.mkdir(bucket)
+    from autoclip.config import get_settings
+
+    get_settings.cache_clear()
+    return fs, bucket
+
+
+@pytest.fixture(scope="session")
 def sample_speech() -> Path:
     """The public-domain speech sample the repository ships."""
     return ROOT / "samples" / "autoeditor_example_speech_en.mp4"

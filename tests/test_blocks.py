@@ -48,3 +48,38 @@ def test_local_runs_never_look_up_blocks(monkeypatch):
     get_settings.cache_clear()
     settings, secrets = resolve_secrets(get_settings())
     assert secrets.dashscope_api_key is None and lookups == []
+
+
+def test_object_storage_block_masks_keys_and_configures_outputs(prefect_server, s3_server, s3_env, monkeypatch):
+    from autoclip.blocks import ObjectStorage, resolve_storage
+    from autoclip.storage.outputs import destination
+
+    fs, bucket = s3_env
+    from tests.conftest import S3_KEYS
+
+    block = ObjectStorage(provider="s3", endpoint_url=s3_server, region="eu-west-1", bucket=bucket, prefix="team/",
+                          access_key_id=SecretStr(S3_KEYS["AWS_ACCESS_KEY_ID"]),
+                          secret_access_key=SecretStr(S3_KEYS["AWS_SECRET_ACCESS_KEY"]), addressing_style="path")
+    block.save("autoclip-storage-test", overwrite=True)
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        document = client.read_block_document_by_name("autoclip-storage-test", "autoclip-object-storage",
+                                                      include_secrets=False)
+    assert S3_KEYS["AWS_SECRET_ACCESS_KEY"] not in str(document.data)
+    assert S3_KEYS["AWS_ACCESS_KEY_ID"] not in str(document.data)
+
+    loaded = ObjectStorage.load("autoclip-storage-test")
+    loaded.write_path("hello.txt", b"hi")
+    assert fs.cat_file(f"{bucket}/team/hello.txt") == b"hi" and loaded.read_path("team/hello.txt") == b"hi"
+    assert loaded.filesystem().exists(f"{bucket}/team/hello.txt")
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AUTOCLIP_S3_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AUTOCLIP_STORAGE_BACKEND", "s3")
+    monkeypatch.setenv("AUTOCLIP_OBJECT_STORAGE_BLOCK", "autoclip-storage-test")
+    get_settings.cache_clear()
+    settings = resolve_storage(get_settings())
+    assert settings.output_uri == f"s3://{bucket}/team/outputs"
+    assert destination("reel.mp4", settings).remote == f"s3://{bucket}/team/outputs/reel.mp4"
+    assert settings.s3_secret_access_key.get_secret_value() == S3_KEYS["AWS_SECRET_ACCESS_KEY"]

@@ -5,6 +5,7 @@ keep task results and cache records in the bucket."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from typing import Literal
 
@@ -59,10 +60,11 @@ class ObjectStorage(WritableFileSystem):
     def _resolve_path(self, path: str) -> str:  # Prefect stores result keys through this
         return self._key(path)
 
-    def read_path(self, path: str) -> bytes:
+    # Prefect calls these with `_sync=True` on its synchronous paths: accept and ignore such flags.
+    def read_path(self, path: str, **_flags) -> bytes:
         return self.filesystem().cat_file(f"{self.bucket}/{self._key(path)}")
 
-    def write_path(self, path: str, content: bytes) -> str:
+    def write_path(self, path: str, content: bytes, **_flags) -> str:
         key = self._key(path)
         self.filesystem().pipe_file(f"{self.bucket}/{key}", content)
         return key
@@ -114,6 +116,11 @@ def results_storage(settings: Settings) -> ObjectStorage | None:
         return None
     scheme, bucket, prefix = split_uri(uri)
     config = settings.object_store(scheme)
-    return ObjectStorage(provider=config.provider, endpoint_url=config.endpoint_url, region=config.region,
-                         bucket=bucket, prefix=prefix, access_key_id=config.access_key_id,
-                         secret_access_key=config.secret_access_key, addressing_style=config.addressing_style)
+    store = ObjectStorage(provider=config.provider, endpoint_url=config.endpoint_url, region=config.region,
+                          bucket=bucket, prefix=prefix, access_key_id=config.access_key_id,
+                          secret_access_key=config.secret_access_key, addressing_style=config.addressing_style)
+    # Prefect keeps result storage as a saved block; the name follows the location, so each machine that
+    # points at the same bucket saves (or updates) the same block and finds the same cache records.
+    name = "autoclip-results-" + hashlib.sha256(f"{uri}|{config.endpoint_url}".encode()).hexdigest()[:12]
+    store.save(name, overwrite=True, _sync=True)
+    return store

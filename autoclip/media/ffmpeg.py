@@ -109,6 +109,9 @@ def run_ffmpeg(
     finally:
         timer.cancel()
         drain.join(timeout=5)
+        for stream in (proc.stdout, proc.stderr):
+            if stream:
+                stream.close()
     if timed_out.is_set():
         raise FFmpegError(f"{what}: ffmpeg took longer than {timeout:.0f} s and was stopped")
     if proc.returncode != 0:
