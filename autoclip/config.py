@@ -96,6 +96,10 @@ class Settings(BaseSettings):
         description="estimated price per model: CNY per 1,000 input/output tokens, or per audio second")
     cache_dir: Path = Path.home() / ".cache" / "autoclip"
 
+    callback_attempts: int = Field(3, ge=1, le=10, description="tries to deliver a per-run callback")
+    webhook_secret_block: str = Field("autoclip-webhook-secret",
+                                      description="Prefect Secret block holding the callback signing key")
+    webhook_secret: SecretStr | None = Field(None, description="signing key when no Secret block is saved")
     http_connect_timeout: float = Field(10.0, gt=0, description="seconds to connect when downloading a URL")
     http_read_timeout: float = Field(30.0, gt=0, description="seconds without data before a download stalls")
     http_max_redirects: int = Field(5, ge=0, le=20)

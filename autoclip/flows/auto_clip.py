@@ -8,7 +8,9 @@ import uuid
 from pathlib import Path
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
+from prefect.artifacts import (create_link_artifact, create_markdown_artifact, create_progress_artifact,
+                               update_progress_artifact)
+from prefect.states import Completed
 from prefect.futures import as_completed
 from prefect.runtime import flow_run
 
@@ -18,6 +20,7 @@ from autoclip.media.subtitles import reel_cues, to_srt
 from autoclip.models import EditPlan, Rejection, RunResult, SourceVideo, VideoAnalysis, as_cached
 from autoclip.sources import expand_sources
 from autoclip.blocks import resolve_storage, results_storage
+from autoclip.flows.hooks import send_callback
 from autoclip.storage.outputs import destination
 from autoclip.tasks.stages import (analyze_video, decide_theme_task, ingest_source, publish_task, render_task,
                                    select_clips_task)
@@ -78,10 +81,19 @@ def clip_table(plan: EditPlan) -> str:
     return "\n".join(lines)
 
 
-@flow(name="auto-clip", description="Turn several videos into one short highlight reel.")
-def auto_clip(sources: list[str], options: ClipOptions | None = None, output: str = "reel.mp4") -> RunResult:
-    """Make a highlight reel of `sources` (files, globs, folders) and write it to `output`
-    (beside it: `<name>.plan.json` and, when there is speech, `<name>.srt`)."""
+@flow(name="auto-clip", description="Turn several videos into one short highlight reel.",
+      on_completion=[send_callback], on_failure=[send_callback], on_crashed=[send_callback])
+def auto_clip(sources: list[str], options: ClipOptions | None = None, output: str = "reel.mp4",
+              webhook_url: str | None = None) -> RunResult:
+    """Make a highlight reel of `sources` and write it to `output`.
+
+    Args:
+        sources: video files, folders, globs, http(s) links, s3:// or oss:// objects or prefixes.
+        options: what reel to make (length, size, frame rate, encoder, engine).
+        output: where the reel goes (a path, or a name under AUTOCLIP_OUTPUT_URI for object storage);
+            `<name>.plan.json` and, with speech, `<name>.srt` go beside it.
+        webhook_url: optional URL that gets a signed JSON POST when the run finishes.
+    """
     settings = resolve_storage(get_settings())
     options = options or ClipOptions()
     logger = get_run_logger()
@@ -158,10 +170,14 @@ def auto_clip(sources: list[str], options: ClipOptions | None = None, output: st
         published = publish_task(files, output)
         reel = published[0]
         progress(100, f"published {reel.uri}")
-        return RunResult(reel=reel.uri, reel_url=reel.url, reel_local=reel.local, plan=published[1].uri,
+        create_link_artifact(reel.url or reel.uri, link_text=reel.uri, key="auto-clip-reel",
+                             description="the reel")
+        result = RunResult(reel=reel.uri, reel_url=reel.url, reel_local=reel.local, plan=published[1].uri,
                          subtitles=published[2].uri if cues else None, duration=round(duration, 3),
                          clips=len(plan.clips), sources_used=len({c.video_index for c in plan.clips}),
                          rejected=rejected, analyses_cached=cached, analyses_computed=len(pairs) - cached,
                          estimated_cost=plan.estimated_cost)
+        # the message is the reel's URI, so automations can put it in their notifications
+        return Completed(message=reel.uri, data=result)
     finally:
         shutil.rmtree(workspace, ignore_errors=True)

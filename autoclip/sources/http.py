@@ -549,3 +549,10 @@ def _size_text(size: int) -> str:
         if size >= scale:
             return f"{size / scale:.1f} {unit}"
     return f"{size} bytes"
+
+
+def vet_url(url: str, settings: Settings) -> None:
+    """Refuse a URL auto-clip is asked to send data to (a callback) when it points at an internal address,
+    by the same rules as downloads (AUTOCLIP_HTTP_ALLOW lets named hosts through)."""
+    shown = redact_url(url)
+    _vet(_parse_target(url, shown, redirected=False), shown, settings, redirected=False)
