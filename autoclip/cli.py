@@ -29,6 +29,10 @@ def run(
     crf: int = typer.Option(23, help="libx264 CRF (lower is better quality)"),
     engine: str = typer.Option("ffmpeg", help="render engine: ffmpeg or moviepy"),
     max_parallel: Optional[int] = typer.Option(None, help="videos analysed at once"),
+    webhook_url: Optional[str] = typer.Option(None, help="POST a signed JSON callback here when the run ends"),
+    task_runner: str = typer.Option("thread", help="where analysis fans out: thread or dask"),
+    dask_address: Optional[str] = typer.Option(None, help="join this Dask scheduler (tcp://host:8786)"),
+    dask_workers: Optional[int] = typer.Option(None, help="worker processes of a local Dask cluster"),
 ) -> None:
     """Make a highlight reel from SOURCES and print where the outputs are."""
     try:
@@ -41,8 +45,14 @@ def run(
         raise typer.Exit(2)
     from autoclip.flows.auto_clip import auto_clip
 
+    flow = auto_clip
+    if task_runner != "thread" or dask_address:
+        from autoclip.flows.runners import task_runner as make_runner
+
+        flow = auto_clip.with_options(task_runner=make_runner("dask" if dask_address else task_runner,
+                                                              address=dask_address, workers=dask_workers))
     try:
-        result = auto_clip(sources=list(sources), options=options, output=str(output))
+        result = flow(sources=list(sources), options=options, output=str(output), webhook_url=webhook_url)
     except AutoclipError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(1)
@@ -59,6 +69,63 @@ def run(
     typer.echo(f"analysis:  {result.analyses_cached} cached, {result.analyses_computed} computed")
     for r in result.rejected:
         typer.secho(f"left out:  {r.source} ({r.stage}): {r.reason}", fg="yellow")
+
+
+automations_app = typer.Typer(help="Prefect automations (notifications) and concurrency limits.")
+app.add_typer(automations_app, name="automations")
+
+
+@automations_app.command("apply")
+def automations_apply(file: Path = typer.Option(None, "--file", "-f", help="default: deployments/automations.yaml")) -> None:
+    """Create or update the automations, tag concurrency limits and the DashScope rate limit (idempotent)."""
+    from autoclip.ops.automations import apply
+
+    try:
+        lines = apply(file) if file else apply()
+    except (ValueError, LookupError, AutoclipError) as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(1)
+    for line in lines:
+        typer.echo(line)
+
+
+@app.command()
+def status(run_id: str = typer.Argument(..., help="flow run id")) -> None:
+    """State, progress and outputs of a run, from the Prefect API."""
+    import uuid
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    try:
+        flow_run_id = uuid.UUID(run_id)
+    except ValueError:
+        typer.secho(f"error: {run_id!r} is not a flow run id", fg="red", err=True)
+        raise typer.Exit(2)
+    with get_client(sync_client=True) as client:
+        try:
+            run = client.read_flow_run(flow_run_id)
+        except Exception as exc:  # noqa: BLE001 - ObjectNotFound or an unreachable API: say which
+            typer.secho(f"error: cannot read flow run {run_id}: {exc}", fg="red", err=True)
+            raise typer.Exit(1)
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+    state = run.state
+    typer.echo(f"run:       {run.name} ({run.id})")
+    typer.echo(f"state:     {state.name if state else 'unknown'}" + (f": {state.message}" if state and state.message else ""))
+    by_key = {a.key: a for a in artifacts if a.key}
+    if "auto-clip-progress" in by_key:
+        progress = by_key["auto-clip-progress"]
+        typer.echo(f"progress:  {progress.data:.0f}% ({progress.description or ''})")
+    if "auto-clip-reel" in by_key:
+        typer.echo(f"reel:      {by_key['auto-clip-reel'].data}")
+    if "auto-clip-callback" in by_key:
+        typer.echo(f"callback:  {by_key['auto-clip-callback'].description}")
+    sources = (run.parameters or {}).get("sources")
+    if sources:
+        typer.echo(f"sources:   {', '.join(map(str, sources))}")
+    if state and state.is_failed():
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -20,10 +20,14 @@ class Secrets:
 
     dashscope_api_key: SecretStr | None = None
     openai_api_key: SecretStr | None = None
+    throttle: Callable[[], None] | None = None  # the orchestrator's rate limit for DashScope calls
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Secrets":
         return cls(settings.dashscope_api_key, settings.openai_api_key)
+
+    def with_throttle(self, throttle: Callable[[], None] | None) -> "Secrets":
+        return Secrets(self.dashscope_api_key, self.openai_api_key, throttle)
 
     def __repr__(self) -> str:  # never show keys, even masked ones' lengths
         return f"Secrets(dashscope={'set' if self.dashscope_api_key else 'unset'}, " \
@@ -43,7 +47,7 @@ def _session(settings: Settings, secrets: Secrets):
                                 f"block named '{settings.dashscope_block}' or set DASHSCOPE_API_KEY")
     return DashScopeSession(secrets.dashscope_api_key, settings.dashscope_base_url,
                             settings.dashscope_websocket_url, settings.request_timeout,
-                            RetryPolicy.from_settings(settings))
+                            RetryPolicy.from_settings(settings), secrets.throttle)
 
 
 def _cache(settings: Settings):

@@ -37,6 +37,7 @@ class DashScopeSession:
     websocket_url: str
     timeout: float
     retry: RetryPolicy
+    throttle: Callable[[], None] | None = None  # waits for the account-wide rate limit before each request
 
     def __post_init__(self):
         import dashscope  # imported here: ~1 s, and only runs that use DashScope pay it
@@ -80,6 +81,8 @@ class DashScopeSession:
     def call(self, what: str, fn: Callable):
         """Run one SDK call under the retry policy, with transport errors classified."""
         def once():
+            if self.throttle:
+                self.throttle()
             try:
                 return fn()
             except Exception as exc:  # the SDK raises many transport types; classify them all

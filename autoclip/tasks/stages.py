@@ -23,10 +23,20 @@ _retrying = dict(retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS, re
                  retry_condition_fn=retry_transient)
 
 
+def dashscope_throttle() -> None:
+    """Take a slot of the `dashscope` global rate limit shared by every run (created by
+    `autoclip automations apply`), so many runs at once stay under the account's quota; without that
+    limit it lets the call through."""
+    from prefect.concurrency.sync import rate_limit
+
+    rate_limit("dashscope", occupy=1, strict=False)
+
+
 def run_settings() -> tuple[Settings, Secrets]:
     """Settings with the storage block applied, and the keys (block or environment): read inside each
     task, so no secret is ever a parameter."""
-    return resolve_secrets(resolve_storage(get_settings()))
+    settings, secrets = resolve_secrets(resolve_storage(get_settings()))
+    return settings, secrets.with_throttle(dashscope_throttle)
 
 
 @task(name="ingest", task_run_name="ingest {index}", tags=["ingest"], **_retrying)

@@ -1,0 +1,1 @@
+"""Operations on a Prefect server that set up the platform around the flow (automations, limits)."""
