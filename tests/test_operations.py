@@ -102,3 +102,30 @@ def _by_id(run_id):
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     return FlowRunFilter(id=FlowRunFilterId(any_=[run_id]))
+
+
+def test_dashscope_calls_share_one_rate_limit(prefect_server):
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+
+    from autoclip.tasks import stages
+
+    stages._limit_seen.clear()
+    stages.dashscope_throttle()  # asks the API once whether the limit exists (it does not)
+    started = time.monotonic()
+    for _ in range(4):
+        stages.dashscope_throttle()  # no limit: straight through, without asking again
+    assert time.monotonic() - started < 0.2
+    with get_client(sync_client=True) as client:
+        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(
+            name="dashscope", limit=1, slot_decay_per_second=4.0))
+    try:
+        stages._limit_seen.clear()
+        stages.dashscope_throttle()  # finds the limit and takes its one slot
+        started = time.monotonic()
+        for _ in range(4):
+            stages.dashscope_throttle()
+        assert time.monotonic() - started >= 0.75  # each further call waits for the slot to refill (4/s)
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_global_concurrency_limit_by_name("dashscope")
+        stages._limit_seen.clear()

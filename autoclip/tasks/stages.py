@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from pathlib import Path
 
-from prefect import task
+from prefect import get_run_logger, task
+from prefect.exceptions import MissingContextError
 
 from autoclip.analysis import analysis_cache_key, analyze
 from autoclip.blocks import resolve_secrets, resolve_storage
@@ -23,13 +26,44 @@ _retrying = dict(retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS, re
                  retry_condition_fn=retry_transient)
 
 
+_LIMIT_CHECK_SECONDS = 60.0
+_limit_seen: dict[str, tuple[bool, float]] = {}
+
+
+def _limit_exists(name: str) -> bool:
+    """Whether the global limit exists, asked at most once a minute per process (a worker may run for days
+    while someone applies the limits)."""
+    known = _limit_seen.get(name)
+    if known and time.monotonic() - known[1] < _LIMIT_CHECK_SECONDS:
+        return known[0]
+    from prefect.client.orchestration import get_client
+
+    try:
+        with get_client(sync_client=True) as client:
+            client.read_global_concurrency_limit_by_name(name)
+        exists = True
+    except Exception:  # noqa: BLE001 - not found (or no API): run unthrottled
+        exists = False
+        _logger().info("no '%s' rate limit (create it with `autoclip automations apply`); "
+                              "DashScope calls are not throttled across runs", name)
+    _limit_seen[name] = (exists, time.monotonic())
+    return exists
+
+
+def _logger():
+    try:
+        return get_run_logger()
+    except MissingContextError:  # called outside a run (tests, scripts)
+        return logging.getLogger("autoclip.tasks")
+
+
 def dashscope_throttle() -> None:
     """Take a slot of the `dashscope` global rate limit shared by every run (created by
-    `autoclip automations apply`), so many runs at once stay under the account's quota; without that
-    limit it lets the call through."""
-    from prefect.concurrency.sync import rate_limit
+    `autoclip automations apply`), so many runs at once stay under the account's quota."""
+    if _limit_exists("dashscope"):
+        from prefect.concurrency.sync import rate_limit
 
-    rate_limit("dashscope", occupy=1, strict=False)
+        rate_limit("dashscope", occupy=1, strict=False)
 
 
 def run_settings() -> tuple[Settings, Secrets]:
