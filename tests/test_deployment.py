@@ -25,7 +25,7 @@ def test_main_deployment_deploys(prefect_server):
     assert load_flow_from_entrypoint(str(ROOT / main["entrypoint"])).name == "auto-clip"
     pool = _prefect("work-pool", "create", main["work_pool"]["name"], "--type", "process")
     assert pool.returncode == 0, pool.stdout + pool.stderr
-    deployed = _prefect("deploy", "--name", "auto-clip")
+    deployed = _prefect("deploy", "--all")
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
     from prefect.client.orchestration import get_client
 
@@ -33,4 +33,12 @@ def test_main_deployment_deploys(prefect_server):
         deployment = client.read_deployment_by_name("auto-clip/auto-clip")
     assert deployment.work_pool_name == "auto-clip-process"
     assert deployment.parameters["options"]["target_duration"] == 60
-    assert "options" in deployment.parameter_openapi_schema["properties"]
+    properties = deployment.parameter_openapi_schema["properties"]
+    assert "options" in properties and "webhook_url" in properties
+    assert "signed JSON POST" in properties["webhook_url"]["description"]  # from the flow's docstring
+
+    with get_client(sync_client=True) as client:
+        inbox = client.read_deployment_by_name("auto-clip-inbox/auto-clip-inbox")
+    (schedule,) = inbox.schedules
+    assert schedule.schedule.cron == "*/15 * * * *" and schedule.schedule.timezone == "Asia/Shanghai"
+    assert inbox.parameters["inbox"] == "inbox/"
