@@ -5,13 +5,31 @@ seeked input, normalised (rotation, square pixels, letterbox/pillarbox, fps, yuv
 silence where the source has none), then concatenated and encoded once. The moviepy engine does the same
 through moviepy, kept for comparison. Both write to a temporary file and rename it only when the output
 has been verified, so a failed render leaves nothing at the destination.
+
+With `allow_copy=True` a plan whose every cut sits on a keyframe of a source that already matches the
+output (H.264 yuv420p at the output size and frame rate, square pixels, upright, constant rate, the same
+SPS/PPS in every source) keeps its pictures as they are: whole GOPs are copied packet by packet (frame-exact
+by construction, and counted), only the sound is re-encoded. Any other plan, or any failure on that path,
+takes the re-encoding path.
+
+With `cache_dir`, a reel is kept under a key made of its sources' identities (their sha256 when the caller
+passes `source_ids`, else device/inode/size/mtime), the cut list, the options and this module's code; the
+same plan again is a copy of the kept file (verified like a fresh render) instead of an encode. The
+newest `CACHE_ENTRIES` reels are kept.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import lru_cache
 from pathlib import Path
 
 from autoclip.config import ClipOptions
@@ -19,6 +37,9 @@ from autoclip.errors import RenderError
 from autoclip.media.ffmpeg import ffmpeg_python, graph_args, run_ffmpeg
 from autoclip.media.probe import probe
 from autoclip.models import Clip, MediaInfo
+
+log = logging.getLogger("autoclip.render")
+CACHE_ENTRIES = 16
 
 
 def fit_size(info: MediaInfo, width: int, height: int) -> tuple[int, int]:
@@ -68,8 +89,14 @@ def build_graph(clips: list[Clip], infos: dict[str, MediaInfo], options: ClipOpt
 
 
 def render(clips: list[Clip], infos: dict[str, MediaInfo], options: ClipOptions, output: Path, *,
-           on_progress: Callable[[float], None] | None = None) -> MediaInfo:
-    """Render `clips` to `output` (atomically) with the engine in `options`; return the output's probe."""
+           on_progress: Callable[[float], None] | None = None, allow_copy: bool = False,
+           cache_dir: Path | None = None, source_ids: dict[str, str] | None = None) -> MediaInfo:
+    """Render `clips` to `output` (atomically) with the engine in `options`; return the output's probe.
+
+    `allow_copy`: with the ffmpeg engine, copy the pictures instead of re-encoding them when the plan is
+    eligible (see `copy_segments`); otherwise, or if copying fails, re-encode as usual.
+    `cache_dir`: reuse a reel rendered before from the same sources, cuts and options (see `cache_key`);
+    `source_ids` maps each clip path to a content id (sha256) for that key."""
     if not clips:
         raise RenderError("nothing to render: the plan has no clips")
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -77,18 +104,93 @@ def render(clips: list[Clip], infos: dict[str, MediaInfo], options: ClipOptions,
     fd, tmp_name = tempfile.mkstemp(prefix=f".{output.stem}.", suffix=".partial.mp4", dir=output.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    key = cache_key(clips, options, source_ids, allow_copy) if cache_dir else None
     try:
-        if options.engine == "moviepy":
-            render_moviepy(clips, infos, options, tmp)
-        else:
-            args = graph_args(build_graph(clips, infos, options, str(tmp)))
-            run_ffmpeg(args, what=f"rendering {output.name}", expected_seconds=expected,
-                       on_progress=on_progress)
-        result = verify(tmp, expected, len(clips), options)
+        result = _from_cache(cache_dir, key, tmp, expected, len(clips), options) if key else None
+        if result is None:
+            result = _render_to(clips, infos, options, tmp, output.name, expected, on_progress, allow_copy)
+            if key:
+                _store(cache_dir, key, tmp)
         os.replace(tmp, output)
         return result
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _render_to(clips, infos, options, tmp: Path, name: str, expected: float, on_progress, allow_copy) -> MediaInfo:
+    if options.engine == "moviepy":
+        render_moviepy(clips, infos, options, tmp)
+        return verify(tmp, expected, len(clips), options)
+    segments = copy_segments(clips, infos, options) if allow_copy else None
+    if segments:
+        try:
+            render_copy(clips, segments, infos, options, tmp, on_progress=on_progress)
+            return verify(tmp, expected, len(clips), options)
+        except (RenderError, OSError, ValueError) as exc:  # PyAV raises its errors as OSError/ValueError
+            log.warning("stream copy failed, re-encoding instead: %s", exc)
+    args = graph_args(build_graph(clips, infos, options, str(tmp)))
+    run_ffmpeg(args, what=f"rendering {name}", expected_seconds=expected, on_progress=on_progress)
+    return verify(tmp, expected, len(clips), options)
+
+
+@lru_cache(maxsize=1)
+def _code_version() -> str:
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
+
+
+def _identity(path: str) -> str:
+    st = os.stat(path)
+    return f"file:{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def cache_key(clips: list[Clip], options: ClipOptions, source_ids: dict[str, str] | None = None,
+              allow_copy: bool = False) -> str | None:
+    """What makes a reel: the sources' content (sha256 from `source_ids`, else file identity), the cuts,
+    the options, the render code and the ffmpeg used. None when a source cannot be identified."""
+    ids = dict(source_ids or {})
+    try:
+        for clip in clips:
+            if clip.path not in ids:
+                ids[clip.path] = _identity(clip.path)
+    except OSError:
+        return None
+    from autoclip.media.ffmpeg import ffmpeg_binary
+
+    recipe = {"clips": [[ids[c.path], round(c.start, 6), round(c.end, 6)] for c in clips],
+              "options": options.model_dump(mode="json", exclude={"target_duration", "min_clip", "max_clip",
+                                                                  "max_parallel_analysis"}),
+              "copy": allow_copy, "code": _code_version(), "ffmpeg": ffmpeg_binary()}
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def _from_cache(cache_dir: Path, key: str, tmp: Path, expected: float, clips: int,
+                options: ClipOptions) -> MediaInfo | None:
+    kept = cache_dir / f"{key}.mp4"
+    if not kept.is_file():
+        return None
+    try:
+        shutil.copyfile(kept, tmp)
+        info = verify(tmp, expected, clips, options)
+        os.utime(kept)  # most recently used
+        return info
+    except (OSError, RenderError) as exc:  # a damaged entry: drop it and render afresh
+        log.warning("render cache entry %s unusable, rendering again: %s", kept.name, exc)
+        kept.unlink(missing_ok=True)
+        return None
+
+
+def _store(cache_dir: Path, key: str, rendered: Path) -> None:
+    """Keep a copy of a verified reel (best effort: a full disk must not fail the run)."""
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        partial = cache_dir / f".{key}.{os.getpid()}.partial"
+        shutil.copyfile(rendered, partial)
+        os.replace(partial, cache_dir / f"{key}.mp4")
+        entries = sorted(cache_dir.glob("*.mp4"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in entries[CACHE_ENTRIES:]:
+            old.unlink(missing_ok=True)
+    except OSError as exc:
+        log.warning("could not keep the reel in the render cache %s: %s", cache_dir, exc)
 
 
 def verify(path: Path, expected: float, clips: int, options: ClipOptions) -> MediaInfo:
@@ -106,6 +208,169 @@ def verify(path: Path, expected: float, clips: int, options: ClipOptions) -> Med
     if problems:
         raise RenderError("rendered reel failed verification: " + "; ".join(problems))
     return info
+
+
+@dataclass(frozen=True)
+class CopySegment:
+    """Whole GOPs of one source: from the keyframe at `start` up to (not including) the keyframe at `end`
+    (or the end of the stream), in decode order; `frames` pictures."""
+
+    path: str
+    start: float
+    end: float
+    frames: int
+
+
+@dataclass
+class _VideoIndex:
+    extradata: bytes
+    pix_fmt: str
+    time_base: Fraction
+    keyframes: list[float]   # presentation times (s) of the keyframes, ascending
+    end: float               # presentation end of the last picture (s)
+
+
+def _video_index(path: str) -> _VideoIndex:
+    """Keyframe times of the first video stream, read from the packets (nothing is decoded)."""
+    import av
+
+    with av.open(path, metadata_errors="ignore") as container:
+        stream = container.streams.video[0]
+        ctx = stream.codec_context
+        tb = Fraction(stream.time_base.numerator, stream.time_base.denominator)
+        keyframes, end = [], 0.0
+        for packet in container.demux(stream):
+            if packet.pts is None:
+                continue
+            t = float(packet.pts * tb)
+            end = max(end, t + float((packet.duration or 0) * tb))
+            if packet.is_keyframe:
+                keyframes.append(t)
+        return _VideoIndex(extradata=bytes(ctx.extradata or b""), pix_fmt=ctx.format.name if ctx.format else "",
+                           time_base=tb, keyframes=sorted(keyframes), end=end)
+
+
+def copy_segments(clips: list[Clip], infos: dict[str, MediaInfo], options: ClipOptions) -> list[CopySegment] | None:
+    """The segments to copy when every cut of every clip sits on a keyframe (within half a frame) of a
+    source that already is what the output must be; None when the plan is not eligible."""
+    if options.engine != "ffmpeg" or not clips:
+        return None
+    fps = float(options.fps)
+    half = 0.5 / fps
+    indexes: dict[str, _VideoIndex] = {}
+    for path in dict.fromkeys(c.path for c in clips):
+        info = infos[path]
+        if (info.video_codec != "h264" or (info.width, info.height) != (options.width, options.height)
+                or abs(info.sample_aspect_ratio - 1) > 1e-3 or info.rotation or info.variable_frame_rate
+                or abs(info.fps - fps) > 1e-3):
+            return None
+        try:
+            indexes[path] = _video_index(path)
+        except (OSError, ValueError, IndexError):
+            return None
+    first = next(iter(indexes.values()))
+    if any(ix.pix_fmt != "yuv420p" or ix.extradata != first.extradata or not ix.extradata
+           for ix in indexes.values()):
+        return None
+    segments = []
+    for clip in clips:
+        ix = indexes[clip.path]
+        start = _nearest(ix.keyframes, clip.start, half)
+        if start is None:
+            return None
+        if clip.end >= ix.end - half:
+            end = ix.end
+        else:
+            end = _nearest(ix.keyframes, clip.end, half)
+            if end is None or end <= start:
+                return None
+        segments.append(CopySegment(path=clip.path, start=start, end=end, frames=round((end - start) * fps)))
+    return segments
+
+
+def _nearest(points: list[float], t: float, within: float) -> float | None:
+    best = min(points, key=lambda p: abs(p - t), default=None)
+    return best if best is not None and abs(best - t) <= within else None
+
+
+def copy_video(segments: list[CopySegment], output: Path) -> int:
+    """Write the segments' video packets, re-timed end to end, into a video-only MP4; return the number
+    of pictures written. Raises RenderError when a segment does not hold exactly the pictures it should
+    (for example an open GOP, whose first pictures need the GOP before)."""
+    import av
+
+    written = 0
+    offset = Fraction(0)
+    with av.open(str(output), "w", format="mp4") as out:
+        ostream = None
+        for seg in segments:
+            with av.open(seg.path, metadata_errors="ignore") as src:
+                stream = src.streams.video[0]
+                tb = Fraction(stream.time_base.numerator, stream.time_base.denominator)
+                if ostream is None:
+                    ostream = out.add_stream_from_template(stream)
+                tolerance = max(1, round(Fraction(1, 4) / (tb * round(stream.average_rate or 25))))
+                first = round(Fraction(seg.start) / tb)
+                last = round(Fraction(seg.end) / tb)
+                src.seek(first, stream=stream, backward=True, any_frame=False)
+                count, base = 0, None
+                for packet in src.demux(stream):
+                    if packet.pts is None or packet.dts is None:
+                        continue  # the flush packet at the end of the stream
+                    if base is None:
+                        if not (packet.is_keyframe and abs(packet.pts - first) <= tolerance):
+                            continue  # a seek may land a GOP early
+                        base = packet.pts
+                        shift = round(offset / tb) - base
+                    elif packet.is_keyframe and packet.pts >= last - tolerance:
+                        break  # the next GOP starts where the segment ends
+                    if not base <= packet.pts < last + tolerance:
+                        raise RenderError(f"stream copy: {Path(seg.path).name} has a picture at "
+                                          f"{float(packet.pts * tb):.3f} s outside {seg.start:.3f}-{seg.end:.3f} s "
+                                          "(open GOP)")
+                    packet.pts += shift
+                    packet.dts += shift
+                    packet.stream = ostream
+                    out.mux(packet)
+                    count += 1
+            if count != seg.frames:
+                raise RenderError(f"stream copy: {Path(seg.path).name} {seg.start:.3f}-{seg.end:.3f} s gave "
+                                  f"{count} pictures, expected {seg.frames}")
+            written += count
+            offset += Fraction(seg.end) - Fraction(seg.start)
+    return written
+
+
+def render_copy(clips: list[Clip], segments: list[CopySegment], infos: dict[str, MediaInfo],
+                options: ClipOptions, output: Path, *, on_progress: Callable[[float], None] | None = None) -> None:
+    """Pictures copied (whole GOPs), sound cut sample-exactly and encoded as in `build_graph`."""
+    ffmpeg = ffmpeg_python()
+    video_only = output.with_name(output.stem + ".video.mp4")
+    try:
+        copy_video(segments, video_only)
+        parts = []
+        for clip, seg in zip(clips, segments):
+            duration = round(seg.end - seg.start, 6)
+            if infos[clip.path].has_audio:
+                audio = ffmpeg.input(clip.path, ss=f"{seg.start:.6f}", t=f"{duration:.6f}").audio
+            else:
+                audio = ffmpeg.input("anullsrc=channel_layout=stereo:sample_rate=48000", f="lavfi",
+                                     t=f"{duration:.6f}").audio
+            parts.append(audio
+                         .filter("aresample", 48000)
+                         .filter("aformat", sample_fmts="fltp", channel_layouts="stereo")
+                         .filter("apad")
+                         .filter("atrim", duration=duration)
+                         .filter("asetpts", "PTS-STARTPTS"))
+        sound = ffmpeg.concat(*parts, v=0, a=1) if len(parts) > 1 else parts[0]
+        video = ffmpeg.input(str(video_only)).video
+        node = ffmpeg.output(video, sound, str(output), vcodec="copy", acodec="aac", audio_bitrate="128k",
+                             ar=48000, ac=2, movflags="+faststart", f="mp4")
+        expected = sum(s.end - s.start for s in segments)
+        run_ffmpeg(graph_args(node), what=f"rendering {output.name} (stream copy)", expected_seconds=expected,
+                   on_progress=on_progress)
+    finally:
+        video_only.unlink(missing_ok=True)
 
 
 def render_moviepy(clips: list[Clip], infos: dict[str, MediaInfo], options: ClipOptions, output: Path) -> None:
