@@ -38,6 +38,8 @@ class Progress:
 
 
 def _failure_reason(state) -> str:
+    if not state.is_final():  # e.g. a Dask worker died: its future ends without a final state
+        return f"its task never finished ({state.name}): the worker running it stopped"
     exc = state.result(raise_on_failure=False)
     if isinstance(exc, InputError):
         return exc.reason

@@ -75,7 +75,7 @@ def redact(text: str, config: ObjectStoreConfig) -> str:
     return text
 
 
-def _classify(uri: str, exc: Exception, config: ObjectStoreConfig) -> Exception:
+def classify_error(uri: str, exc: Exception, config: ObjectStoreConfig) -> Exception:
     """Missing objects and refused access are the user's to fix; network faults are worth a retry."""
     text = redact(f"{type(exc).__name__}: {exc}", config)
     status = getattr(exc, "status", None)
@@ -101,7 +101,7 @@ def list_videos(uri: str, config: ObjectStoreConfig, formats: tuple[str, ...]) -
         else:
             keys = [p.split("/", 1)[1] for p in config.filesystem().find(f"{bucket}/{prefix}")]
     except Exception as exc:  # noqa: BLE001 - classified below
-        raise _classify(uri, exc, config) from exc
+        raise classify_error(uri, exc, config) from exc
     return sorted(f"{scheme}://{bucket}/{k}" for k in keys
                   if not k.endswith("/") and k.rsplit(".", 1)[-1].lower() in formats)
 
@@ -128,7 +128,7 @@ def download(uri: str, target: Path, config: ObjectStoreConfig, max_size: int) -
         raise
     except Exception as exc:  # noqa: BLE001 - classified below
         part.unlink(missing_ok=True)
-        raise _classify(uri, exc, config) from exc
+        raise classify_error(uri, exc, config) from exc
     part.replace(target)
     return target
 
@@ -154,7 +154,7 @@ def upload(local: Path, uri: str, config: ObjectStoreConfig) -> str:
         else:
             config.filesystem().put_file(str(local), f"{bucket}/{key}")
     except Exception as exc:  # noqa: BLE001 - classified below
-        raise _classify(uri, exc, config) from exc
+        raise classify_error(uri, exc, config) from exc
     return uri
 
 
