@@ -83,3 +83,30 @@ def test_object_storage_block_masks_keys_and_configures_outputs(prefect_server, 
     assert settings.output_uri == f"s3://{bucket}/team/outputs"
     assert destination("reel.mp4", settings).remote == f"s3://{bucket}/team/outputs/reel.mp4"
     assert settings.s3_secret_access_key.get_secret_value() == S3_KEYS["AWS_SECRET_ACCESS_KEY"]
+
+
+from prefect.testing.standard_test_suites import BlockStandardTestSuite  # noqa: E402
+
+from autoclip.blocks import ObjectStorage  # noqa: E402
+
+
+class _Standards(BlockStandardTestSuite):
+    """Prefect's block standards, where they apply to a project without a public docs site or logo."""
+
+    def test_has_a_documentation_url(self, block):
+        pytest.skip("auto-clip has no public documentation site; the docs ship in the repository")
+
+    def test_has_a_valid_image(self, block):
+        pytest.skip("no logo, and fetching one would need the network")
+
+
+class TestDashScopeCredentialsStandards(_Standards):
+    @pytest.fixture
+    def block(self):
+        return DashScopeCredentials
+
+
+class TestObjectStorageStandards(_Standards):
+    @pytest.fixture
+    def block(self):
+        return ObjectStorage

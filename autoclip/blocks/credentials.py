@@ -19,10 +19,17 @@ class DashScopeCredentials(Block):
     _block_type_name = "DashScope Credentials"
     _block_type_slug = "dashscope-credentials"
     _description = "API key (and optional endpoints) for Alibaba Cloud DashScope, used by auto-clip."
+    _code_example = """
+```python
+from autoclip.blocks import DashScopeCredentials
 
-    api_key: SecretStr = Field(description="DashScope API key (sk-...)")
-    base_url: str | None = Field(None, description="HTTP API base, e.g. https://dashscope.aliyuncs.com/api/v1")
-    websocket_url: str | None = Field(None, description="websocket base for realtime speech recognition")
+DashScopeCredentials(api_key="sk-...").save("dashscope")
+credentials = DashScopeCredentials.load("BLOCK_NAME")
+```"""
+
+    api_key: SecretStr = Field(description="DashScope API key (sk-...).")
+    base_url: str | None = Field(None, description="HTTP API base, e.g. https://dashscope.aliyuncs.com/api/v1.")
+    websocket_url: str | None = Field(None, description="Websocket base for realtime speech recognition.")
 
 
 def resolve_secrets(settings: Settings) -> tuple[Settings, Secrets]:

@@ -24,16 +24,25 @@ class ObjectStorage(WritableFileSystem):
     _block_type_name = "auto-clip Object Storage"
     _block_type_slug = "autoclip-object-storage"
     _description = "OSS or S3 bucket for auto-clip outputs and Prefect results (keys kept as secrets)."
+    _code_example = """
+```python
+from autoclip.blocks import ObjectStorage
 
-    provider: Literal["oss", "s3"] = Field("s3", description="oss (Alibaba Cloud) or s3 (AWS or compatible)")
-    endpoint_url: str | None = Field(None, description="e.g. https://oss-cn-hangzhou.aliyuncs.com")
-    region: str | None = None
-    bucket: str = Field(description="bucket name")
-    prefix: str = Field("", description="key prefix inside the bucket, e.g. autoclip/")
-    access_key_id: SecretStr | None = None
-    secret_access_key: SecretStr | None = None
+ObjectStorage(provider="oss", endpoint_url="https://oss-cn-hangzhou.aliyuncs.com", bucket="my-bucket",
+              prefix="autoclip", access_key_id="LTAI...", secret_access_key="...").save("autoclip-storage")
+storage = ObjectStorage.load("BLOCK_NAME")
+fs = storage.filesystem()
+```"""
+
+    provider: Literal["oss", "s3"] = Field("s3", description="oss (Alibaba Cloud) or s3 (AWS or compatible).")
+    endpoint_url: str | None = Field(None, description="Endpoint, e.g. https://oss-cn-hangzhou.aliyuncs.com.")
+    region: str | None = Field(None, description="Region, e.g. cn-hangzhou or eu-west-1.")
+    bucket: str = Field(description="Bucket name.")
+    prefix: str = Field("", description="Key prefix inside the bucket, e.g. autoclip/.")
+    access_key_id: SecretStr | None = Field(None, description="Access key id (kept as a secret).")
+    secret_access_key: SecretStr | None = Field(None, description="Secret access key (kept as a secret).")
     addressing_style: Literal["auto", "virtual", "path"] = Field(
-        "auto", description="virtual for OSS; path for most S3-compatible test servers")
+        "auto", description="virtual for OSS; path for most S3-compatible test servers.")
 
     def config(self) -> ObjectStoreConfig:
         return ObjectStoreConfig(provider=self.provider, endpoint_url=self.endpoint_url, region=self.region,
