@@ -82,7 +82,9 @@ def test_render_limit_of_one_serialises_renders_while_analyses_overlap(prefect_s
             client.delete_concurrency_limit_by_tag("render")
 
     with get_client(sync_client=True) as client:
-        recent = client.read_flow_runs(limit=20)
+        from prefect.client.schemas.sorting import FlowRunSort
+
+        recent = client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=20)
         run_ids = [next(r.id for r in recent if r.state and r.state.message == str(out.resolve())) for out in outputs]
 
         def spans(run_id, name: str) -> list:
