@@ -61,7 +61,8 @@ def test_rest_trigger_runs_on_a_process_worker_and_status_reads_it(prefect_serve
 
 
 def test_render_limit_of_one_serialises_renders_while_analyses_overlap(prefect_server, tmp_path):
-    videos = [synth.lavfi(tmp_path / f"long{i}.mp4", "testsrc2=s=640x360:r=25", 30, audio=f"sine=f={300 + 90 * i}:d=30")
+    # long enough (3 x 45 s analysed one at a time per run) that process start-up jitter cannot hide the overlap
+    videos = [synth.lavfi(tmp_path / f"long{i}.mp4", "testsrc2=s=640x360:r=25", 45, audio=f"sine=f={300 + 90 * i}:d=45")
               for i in range(6)]
     outputs = [tmp_path / "reel0.mp4", tmp_path / "reel1.mp4"]
     from autoclip.ops.automations import apply
