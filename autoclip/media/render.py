@@ -33,13 +33,17 @@ from functools import lru_cache
 from pathlib import Path
 
 from autoclip.config import ClipOptions
-from autoclip.errors import RenderError
+from autoclip.errors import AutoclipError, RenderError
 from autoclip.media.ffmpeg import ffmpeg_python, graph_args, run_ffmpeg
 from autoclip.media.probe import probe
 from autoclip.models import Clip, MediaInfo
 
 log = logging.getLogger("autoclip.render")
 CACHE_ENTRIES = 16
+# Sources up to this size are decoded on one thread each: only one clip decodes at a time while libx264
+# takes the cores, and every input's threaded decoder would hold its own frames (about 3 MB per clip at
+# 720p, all inputs are open at once). Larger pictures (4K) keep the threaded decoder so it keeps up.
+SINGLE_THREAD_PIXELS = 1920 * 1088
 
 
 def fit_size(info: MediaInfo, width: int, height: int) -> tuple[int, int]:
@@ -58,7 +62,8 @@ def build_graph(clips: list[Clip], infos: dict[str, MediaInfo], options: ClipOpt
     for clip in clips:
         info = infos[clip.path]
         duration = round(clip.duration, 3)
-        src = ffmpeg.input(clip.path, ss=f"{clip.start:.3f}", t=f"{duration:.3f}")
+        threads = {"threads": 1} if info.width * info.height <= SINGLE_THREAD_PIXELS else {}
+        src = ffmpeg.input(clip.path, ss=f"{clip.start:.3f}", t=f"{duration:.3f}", **threads)
         w, h = fit_size(info, W, H)
         video = (src.video
                  .filter("fps", fps=options.fps)
@@ -173,7 +178,7 @@ def _from_cache(cache_dir: Path, key: str, tmp: Path, expected: float, clips: in
         info = verify(tmp, expected, clips, options)
         os.utime(kept)  # most recently used
         return info
-    except (OSError, RenderError) as exc:  # a damaged entry: drop it and render afresh
+    except (OSError, AutoclipError) as exc:  # a damaged entry (unreadable, wrong length): render afresh
         log.warning("render cache entry %s unusable, rendering again: %s", kept.name, exc)
         kept.unlink(missing_ok=True)
         return None
