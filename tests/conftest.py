@@ -35,8 +35,10 @@ os.environ.update({
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
     "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "0.3",
     "AUTOCLIP_WORKSPACE_DIR": str(SESSION_DIR / "workspaces"),
+    "AUTOCLIP_CACHE_DIR": str(SESSION_DIR / "cache"),  # model answers and rendered reels, per session
 })
-for key in [k for k in os.environ if k.startswith("AUTOCLIP_") and k != "AUTOCLIP_WORKSPACE_DIR"]:
+for key in [k for k in os.environ if k.startswith("AUTOCLIP_") and k not in ("AUTOCLIP_WORKSPACE_DIR",
+                                                                            "AUTOCLIP_CACHE_DIR")]:
     del os.environ[key]  # a developer's own settings must not change what the tests see
 
 from tests import synth  # noqa: E402  (after the environment is set)

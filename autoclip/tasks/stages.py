@@ -111,7 +111,10 @@ def select_clips_task(pairs: list[tuple[SourceVideo, VideoAnalysis]], theme: The
 @task(name="render", tags=["render"])
 def render_task(plan: EditPlan, videos: list[SourceVideo], options: ClipOptions, output: str) -> float:
     infos = {v.path: v.info for v in videos}
-    return render(plan.clips, infos, options, Path(output)).duration
+    settings = get_settings()
+    # the same cuts of the same content with the same options are not encoded twice (re-runs, resumes)
+    return render(plan.clips, infos, options, Path(output), cache_dir=settings.cache_dir / "renders",
+                  source_ids={v.path: v.sha256 for v in videos}).duration
 
 
 @task(name="publish", tags=["publish"])
