@@ -53,3 +53,26 @@ def test_analysis_cleans_its_scratch_files(media, tmp_path, monkeypatch):
     assert not work.exists()
     assert analysis.transcript is None and analysis.analysers["speech"].startswith("energy")
     assert len(analysis.speech) == 2 and analysis.shot_cuts == [pytest.approx(3.0, abs=0.05)]
+
+
+def test_whisper_windows_cover_the_audio_and_cut_in_quiet_places(tmp_path, monkeypatch):
+    import numpy as np
+
+    from autoclip.providers import local
+
+    monkeypatch.setattr(local, "WINDOW_SECONDS", 4.0)
+    monkeypatch.setattr(local, "_CUT_SEARCH_SECONDS", 2.0)
+    rate = 16000
+    t = np.arange(int(rate * 11)) / rate
+    tone = (0.3 * np.sin(2 * np.pi * 300 * t) * 32767).astype(np.int16)
+    tone[int(rate * 3.0):int(rate * 3.3)] = 0  # a pause inside the first search span (2-4 s)
+    wav = tmp_path / "a.wav"
+    with wave.open(str(wav), "w") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(tone.tobytes())
+    pieces = list(local.audio_windows(wav))
+    assert 3.0 <= pieces[1][0] <= 3.3  # the first cut falls in the pause
+    assert sum(len(p) for _, p in pieces) == len(tone)  # nothing lost, nothing repeated
+    assert all(offset == pytest.approx(sum(len(p) for _, p in pieces[:i]) / rate) for i, (offset, _) in enumerate(pieces))

@@ -76,21 +76,58 @@ class WhisperRecognizer:
         self.name = f"faster-whisper:{Path(model).name if Path(model).exists() else model}"
 
     def transcribe(self, wav: Path, language: str | None = None) -> Transcript:
+        """Transcribe in windows of about WINDOW_SECONDS cut at the quietest moment near each boundary, so
+        memory stays flat however long the audio is (the whole file at once grows ~25 MB a minute)."""
         with _model_lock:
             whisper = _load_whisper(self.model, self.compute_type)
-        segments, info = whisper.transcribe(str(wav), language=language, word_timestamps=True,
-                                            vad_filter=True, beam_size=1, condition_on_previous_text=False)
-        sentences = []
-        for seg in segments:
-            words = [Word(start=round(w.start, 3), end=round(w.end, 3), text=w.word.strip())
-                     for w in (seg.words or []) if w.word.strip()]
-            if not seg.text.strip():
-                continue
-            start = words[0].start if words else seg.start
-            end = words[-1].end if words else seg.end
-            sentences.append(Sentence(start=round(start, 3), end=round(end, 3), text=seg.text.strip(),
-                                      words=words))
-        return Transcript(engine=self.name, language=info.language, sentences=sentences)
+        sentences: list[Sentence] = []
+        detected = None
+        for offset, samples in audio_windows(wav):
+            segments, info = whisper.transcribe(samples, language=language or detected, word_timestamps=True,
+                                                vad_filter=True, beam_size=1, condition_on_previous_text=False)
+            detected = detected or info.language
+            for seg in segments:
+                words = [Word(start=round(w.start + offset, 3), end=round(w.end + offset, 3), text=w.word.strip())
+                         for w in (seg.words or []) if w.word.strip()]
+                if not seg.text.strip():
+                    continue
+                start = words[0].start if words else round(seg.start + offset, 3)
+                end = words[-1].end if words else round(seg.end + offset, 3)
+                sentences.append(Sentence(start=start, end=end, text=seg.text.strip(), words=words))
+        return Transcript(engine=self.name, language=detected, sentences=sentences)
+
+
+WINDOW_SECONDS = 120.0
+_CUT_SEARCH_SECONDS = 10.0
+
+
+def audio_windows(wav: Path):
+    """(offset seconds, float32 samples) pieces of a 16 kHz mono 16-bit WAV, each about WINDOW_SECONDS,
+    ending at the quietest 0.1 s in the last _CUT_SEARCH_SECONDS so words are not cut in half."""
+    import wave
+
+    import numpy as np
+
+    with wave.open(str(wav)) as handle:
+        rate = handle.getframerate()
+        window, search, step = int(WINDOW_SECONDS * rate), int(_CUT_SEARCH_SECONDS * rate), rate // 10
+        offset = 0
+        carry = np.zeros(0, dtype=np.int16)
+        while True:
+            raw = handle.readframes(window - len(carry))
+            samples = np.concatenate([carry, np.frombuffer(raw, dtype=np.int16)])
+            if len(samples) == 0:
+                return
+            if len(raw) == 0 or len(samples) < window:  # the end of the file
+                yield offset / rate, samples.astype(np.float32) / 32768.0
+                return
+            tail = samples[-search:].astype(np.float32)
+            frames = tail[: len(tail) // step * step].reshape(-1, step)
+            quietest = int(np.argmin((frames * frames).mean(axis=1)))
+            cut = len(samples) - search + quietest * step + step // 2
+            yield offset / rate, samples[:cut].astype(np.float32) / 32768.0
+            carry = samples[cut:]
+            offset += cut
 
 
 def keywords(texts: list[str], limit: int = 5) -> list[str]:
