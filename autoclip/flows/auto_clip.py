@@ -17,6 +17,7 @@ from prefect.runtime import flow_run
 from autoclip.config import ClipOptions, get_settings
 from autoclip.errors import InputError
 from autoclip.media.subtitles import reel_cues, to_srt
+from autoclip.providers.local import release_models
 from autoclip.models import EditPlan, Rejection, RunResult, SourceVideo, VideoAnalysis, as_cached
 from autoclip.sources import expand_sources
 from autoclip.blocks import resolve_storage, results_storage
@@ -147,6 +148,7 @@ def auto_clip(sources: list[str], options: ClipOptions | None = None, output: st
             raise InputError(", ".join(sources), "every video failed analysis: "
                              + "; ".join(f"{r.source}: {r.reason}" for r in rejected))
         logger.info("analysis: %d cached, %d computed", cached, len(pairs) - cached)
+        release_models()
 
         theme, info = decide_theme_task(pairs)
         progress(65, f"theme: {theme.title}")

@@ -216,3 +216,18 @@ class HeuristicPlanner:
             parts.append("lively picture")
         parts.append(f"level {cand.loudness_db:.0f} dBFS" if cand.loudness_db > -90 else "no audio")
         return "heuristic: " + "; ".join(parts)
+
+
+def release_models() -> None:
+    """Drop the loaded Whisper model and hand freed heap back to the system: the render that follows
+    analysis needs none of it, and a long run should not keep a few hundred MB it no longer uses."""
+    import ctypes
+    import gc
+
+    with _model_lock:
+        _load_whisper.cache_clear()
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
