@@ -1,0 +1,1 @@
+"""auto-clip benchmarks: `python benchmarks/run.py [--quick]`."""
