@@ -4,6 +4,7 @@ their analyses overlap."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import subprocess
@@ -60,21 +61,25 @@ def test_rest_trigger_runs_on_a_process_worker_and_status_reads_it(prefect_serve
     assert f"reel:      [{out.resolve()}]" in shown.stdout  # the link artifact, as markdown
 
 
-def test_render_limit_of_one_serialises_renders_while_analyses_overlap(prefect_server, tmp_path):
-    # long enough (3 x 45 s analysed one at a time per run) that process start-up jitter cannot hide the overlap
-    videos = [synth.lavfi(tmp_path / f"long{i}.mp4", "testsrc2=s=640x360:r=25", 45, audio=f"sine=f={300 + 90 * i}:d=45")
-              for i in range(6)]
-    outputs = [tmp_path / "reel0.mp4", tmp_path / "reel1.mp4"]
+def test_render_limit_of_one_serialises_renders_while_analyses_go_on(prefect_server, tmp_path):
+    from prefect.concurrency.sync import concurrency
+
     from autoclip.ops.automations import apply
 
+    videos = [synth.lavfi(tmp_path / f"long{i}.mp4", "testsrc2=s=640x360:r=25", 20, audio=f"sine=f={300 + 90 * i}:d=20")
+              for i in range(4)]
+    outputs = [tmp_path / "reel0.mp4", tmp_path / "reel1.mp4"]
     limits = tmp_path / "limits.yaml"
     limits.write_text("concurrency:\n  tags:\n    render: 1\n")
     assert apply(limits) == ["created tag concurrency limit 'render' = 1"]  # the product's own path
-    try:  # two separate processes, as two users starting runs at the same moment would
-        runs = [subprocess.Popen([sys.executable, "-m", "autoclip.cli", "run", *map(str, videos[3 * n:3 * n + 3]),
-                                  "--duration", "20", "--width", "640", "--height", "360", "--max-parallel", "1",
-                                  "-o", str(outputs[n])], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                for n in (0, 1)]
+    try:
+        # hold the only render slot, as a long render of a third run would: both runs must still analyse
+        with concurrency("tag:render", occupy=1):
+            runs = [subprocess.Popen([sys.executable, "-m", "autoclip.cli", "run", *map(str, videos[2 * n:2 * n + 2]),
+                                      "--duration", "10", "--width", "640", "--height", "360", "-o", str(outputs[n])],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for n in (0, 1)]
+            run_ids = _wait_for_analyses(outputs, deadline=time.monotonic() + 240)
+            released = datetime.datetime.now(datetime.timezone.utc)
         for proc in runs:
             _, err = proc.communicate(timeout=600)
             assert proc.returncode == 0, err[-3000:]
@@ -83,11 +88,6 @@ def test_render_limit_of_one_serialises_renders_while_analyses_overlap(prefect_s
             client.delete_concurrency_limit_by_tag("render")
 
     with get_client(sync_client=True) as client:
-        from prefect.client.schemas.sorting import FlowRunSort
-
-        recent = client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=20)
-        run_ids = [next(r.id for r in recent if r.state and r.state.message == str(out.resolve())) for out in outputs]
-
         def spans(run_id, name: str) -> list:
             return [(t.start_time, t.end_time) for t in client.read_task_runs(flow_run_filter=_by_id(run_id))
                     if t.name.startswith(name)]
@@ -95,10 +95,27 @@ def test_render_limit_of_one_serialises_renders_while_analyses_overlap(prefect_s
         (a_start, a_end), = spans(run_ids[0], "render")
         (b_start, b_end), = spans(run_ids[1], "render")
         analysed = [spans(run_id, "analyze") for run_id in run_ids]
-    assert a_end <= b_start or b_end <= a_start  # one render after the other
-    first = min(s for s, _ in analysed[0]), max(e for _, e in analysed[0])
-    second = min(s for s, _ in analysed[1]), max(e for _, e in analysed[1])
-    assert first[0] < second[1] and second[0] < first[1]  # the two runs analysed at the same time
+    assert all(end <= released for run in analysed for _, end in run)  # analyses ran while renders waited
+    assert a_start >= released and b_start >= released
+    assert a_end <= b_start or b_end <= a_start  # then one render after the other
+
+
+def _wait_for_analyses(outputs, deadline: float) -> list:
+    """The two runs' ids, once each has both analysis task runs completed."""
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    while time.monotonic() < deadline:
+        with get_client(sync_client=True) as client:
+            recent = client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=20)
+            ids = [next((r.id for r in recent if (r.parameters or {}).get("output") == str(out)), None)
+                   for out in outputs]
+            if all(ids):
+                done = [[t for t in client.read_task_runs(flow_run_filter=_by_id(i))
+                         if t.name.startswith("analyze") and t.state and t.state.is_completed()] for i in ids]
+                if all(len(d) == 2 for d in done):
+                    return ids
+        time.sleep(0.5)
+    raise AssertionError("the two runs did not finish their analyses while the render slot was held")
 
 
 def _by_id(run_id):
