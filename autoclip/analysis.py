@@ -21,9 +21,11 @@ from autoclip.providers import Secrets, local_speech, speech_recognizer, stage_s
 
 log = logging.getLogger("autoclip.analysis")
 
-_ANALYSIS_CODE = ("analysis.py", "media/extract.py", "providers/local.py", "providers/__init__.py",
-                  "providers/dashscope.py", "providers/chat.py", "providers/openai_compat.py",
-                  "planning/prompts.py")
+# The code whose change changes an analysis (planning code is not here: editing the planner must not
+# throw away every cached analysis).
+_ANALYSIS_CODE = ("analysis.py", "media/extract.py", "providers/whisper.py", "providers/__init__.py",
+                  "providers/dashscope.py", "providers/chat.py", "providers/vision.py",
+                  "providers/openai_compat.py")
 
 
 @lru_cache(maxsize=1)

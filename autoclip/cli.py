@@ -159,7 +159,7 @@ def doctor() -> None:
     api = PREFECT_API_URL.value()
     line("prefect", True, f"prefect {prefect.__version__}; "
          + (f"server {api}" if api else "no PREFECT_API_URL: runs start a temporary local server"))
-    from autoclip.providers.local import resolve_whisper_model
+    from autoclip.providers.whisper import resolve_whisper_model
 
     model = resolve_whisper_model(settings.whisper_model)
     if model:

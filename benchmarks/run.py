@@ -200,7 +200,7 @@ def row_analysis(b: Bench) -> Row:
     from autoclip.analysis import analyze
     from autoclip.config import Settings
     from autoclip.media import extract as ex
-    from autoclip.providers.local import WhisperRecognizer, _load_whisper, resolve_whisper_model
+    from autoclip.providers.whisper import WhisperRecognizer, _load_whisper, resolve_whisper_model
     from autoclip.sources import ingest
 
     repeats = 3 if b.quick else 5
@@ -510,7 +510,7 @@ MISS_NOTES = {
     3: "On this shared 2-core machine a run gets about one core while the other engineer's tests run (see "
        "the load average). The first run is analysis (decode + Whisper, about half) and the 60 s render "
        "(libx264 veryfast, about 40%). What would fix it: Whisper with cpu_threads matched to the parallel "
-       "analyses (providers/local.py), or a faster x264 preset for drafts.",
+       "analyses (providers/whisper.py), or a faster x264 preset for drafts.",
     4: "The peak is during the render: the flow process (~250 MB once analysis has released the speech "
        "model) plus the render's ffmpeg: ~130 MB for libx264, then ~12 MB per clip (every clip is its own "
        "input, all open at once, and each clip's scale/pad frame pool lives until the graph ends) and each "

@@ -88,7 +88,8 @@ def loop(result: str, output: str, duration: float, files: list[str]) -> None:
     from autoclip.media.subtitles import reel_cues, to_srt
     from autoclip.planning.segments import digest
     from autoclip.planning.two_pass import decide_theme, plan_edit
-    from autoclip.providers import Secrets, language_model
+    from autoclip.planning.llm import language_model
+    from autoclip.providers import Secrets
     from autoclip.sources import ingest
 
     imported = _phase(_T0, 0.0)
@@ -125,7 +126,7 @@ def speech(result: str, wav: str) -> None:
     process's peak RSS."""
     from pathlib import Path
 
-    from autoclip.providers.local import WhisperRecognizer, resolve_whisper_model
+    from autoclip.providers.whisper import WhisperRecognizer, resolve_whisper_model
 
     wall0, cpu0 = time.perf_counter(), _cpu()
     transcript = WhisperRecognizer(resolve_whisper_model("auto")).transcribe(Path(wav))

@@ -17,7 +17,8 @@ from autoclip.errors import ProviderAuthError, ProviderError
 from autoclip.models import (Candidate, Interval, PlannerInfo, SelectionRequest, Sentence, SourceVideo,
                              Theme, Transcript, VideoAnalysis, VideoDigest, Word)
 from autoclip.planning.two_pass import plan_edit
-from autoclip.providers import Secrets, language_model, speech_recognizer, vision_describer
+from autoclip.planning.llm import language_model
+from autoclip.providers import Secrets, speech_recognizer, vision_describer
 from tests.dashscope_standin import StandIn, content, delay, status, task_failed
 
 KEY = "sk-standin"

@@ -58,7 +58,7 @@ def test_analysis_cleans_its_scratch_files(media, tmp_path, monkeypatch):
 def test_whisper_windows_cover_the_audio_and_cut_in_quiet_places(tmp_path, monkeypatch):
     import numpy as np
 
-    from autoclip.providers import local
+    from autoclip.providers import whisper as local
 
     monkeypatch.setattr(local, "WINDOW_SECONDS", 4.0)
     monkeypatch.setattr(local, "_CUT_SEARCH_SECONDS", 2.0)

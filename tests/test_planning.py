@@ -9,7 +9,7 @@ from autoclip.planning.segments import candidate_segments, number_candidates
 from autoclip.planning.timeline import build_clips, fit_budget
 from autoclip.planning.two_pass import plan_edit
 from autoclip.planning.validation import selection_problems
-from autoclip.providers.local import HeuristicPlanner
+from autoclip.planning.heuristic import HeuristicPlanner
 
 
 def _video(index: int, duration: float) -> SourceVideo:

@@ -16,7 +16,7 @@ from prefect.runtime import flow_run
 from autoclip.config import ClipOptions, get_settings
 from autoclip.errors import InputError
 from autoclip.media.subtitles import reel_cues, to_srt
-from autoclip.providers.local import release_models
+from autoclip.providers.whisper import release_models
 from autoclip.models import EditPlan, Rejection, RunResult, SourceVideo, VideoAnalysis, as_cached
 from autoclip.sources import expand_sources
 from autoclip.blocks import resolve_storage, results_storage

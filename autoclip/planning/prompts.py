@@ -1,4 +1,4 @@
-"""The two planning prompts (and the vision prompt) and the JSON shapes their answers must have.
+"""The two planning prompts and the JSON shapes their answers must have.
 
 Every user message is one JSON document with a "task" field, so answers can be checked and a stand-in
 server can answer them in tests. The model picks segment ids; it never writes timestamps.
@@ -25,12 +25,6 @@ SELECT_SYSTEM = (
     "have relevant material; do not pick the same id twice; never write timestamps. Answer with one JSON "
     'object: {"picks": [{"segment_id": <id>, "reason": "<why this moment, one short sentence>"}]}.')
 
-VISION_SYSTEM = (
-    "You describe what is on screen. For each shot, the frames sampled from it are given in order. "
-    'Answer with one JSON object: {"shots": [{"shot": <number>, "caption": "<one sentence>", '
-    '"tags": ["<tag>", ...]}]}, one entry per shot.')
-
-
 class ThemeAnswer(BaseModel):
     title: str = Field(min_length=1)
     summary: str = ""
@@ -48,16 +42,6 @@ class PickAnswer(BaseModel):
 
 class SelectionAnswer(BaseModel):
     picks: list[PickAnswer]
-
-
-class ShotAnswer(BaseModel):
-    shot: int
-    caption: str
-    tags: list[str] = Field(default_factory=list)
-
-
-class VisionAnswer(BaseModel):
-    shots: list[ShotAnswer]
 
 
 def _doc(payload: dict) -> str:
@@ -102,17 +86,6 @@ def repair_messages(messages: list[dict], answer: str, problems: list[str]) -> l
         {"role": "assistant", "content": answer},
         {"role": "user", "content": _doc({"task": "repair", "problems": problems,
                                           "instruction": "Answer again with the corrected JSON object only."})}]
-
-
-def vision_messages(shots: list[tuple[int, float, float, list[str]]]) -> list[dict]:
-    """One multimodal user message: every shot's frames (data URIs) then the JSON task."""
-    content: list[dict] = []
-    rows = []
-    for number, start, end, frames in shots:
-        content += [{"image": uri} for uri in frames]
-        rows.append({"shot": number, "start": round(start, 2), "end": round(end, 2), "frames": len(frames)})
-    content.append({"text": _doc({"task": "describe", "instructions": VISION_SYSTEM, "shots": rows})})
-    return [{"role": "user", "content": content}]
 
 
 def estimate_tokens(messages: list[dict]) -> int:

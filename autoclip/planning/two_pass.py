@@ -9,8 +9,8 @@ from autoclip.models import (EditPlan, PlannerInfo, Rejection, SelectionRequest,
 from autoclip.planning.segments import digest, number_candidates
 from autoclip.planning.timeline import build_clips
 from autoclip.planning.validation import selection_problems
-from autoclip.providers.base import LanguageModel
-from autoclip.providers.local import HeuristicPlanner
+from autoclip.planning.base import LanguageModel
+from autoclip.planning.heuristic import HeuristicPlanner
 
 
 def decide_theme(model: LanguageModel, digests: list[VideoDigest]) -> tuple[Theme, PlannerInfo]:

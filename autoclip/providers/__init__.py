@@ -1,4 +1,4 @@
-"""Pick the implementation of each brain from the settings and the available keys."""
+"""Pick the implementation of each analyser and chat transport from the settings and the available keys."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Callable
 from pydantic import SecretStr
 
 from autoclip.config import Settings
-from autoclip.providers.base import LanguageModel, SpeechRecognizer, VisionDescriber
-from autoclip.providers.local import HeuristicPlanner, WhisperRecognizer, resolve_whisper_model
+from autoclip.providers.base import SpeechRecognizer, VisionDescriber
+from autoclip.providers.whisper import WhisperRecognizer, resolve_whisper_model
 from autoclip.retry import RetryPolicy
 
 
@@ -84,36 +84,32 @@ def speech_recognizer(settings: Settings, secrets: Secrets | None = None,
 
 def vision_describer(settings: Settings, secrets: Secrets | None = None) -> VisionDescriber | None:
     """qwen-vl-plus (or an OpenAI-compatible vision model); offline, shots go uncaptioned."""
+    chat = chat_model(settings, secrets, "vision")
+    if chat is None:
+        return None
+    from autoclip.providers.vision import ChatVisionDescriber
+
+    return ChatVisionDescriber(chat, settings.vision_frames_per_call)
+
+
+def chat_model(settings: Settings, secrets: Secrets | None, stage: str):
+    """The chat transport (with the response cache) a stage uses: DashScope, OpenAI-compatible, or None
+    when the stage runs offline."""
     secrets = secrets or Secrets.from_settings(settings)
-    chosen = settings.stage_provider("vision", _has_key(secrets))
+    chosen = settings.stage_provider(stage, _has_key(secrets))
     if chosen == "local":
         return None
-    from autoclip.providers.chat import CachedChat, ChatVisionDescriber
+    from autoclip.providers.chat import CachedChat
 
+    vision = stage == "vision"
     if chosen == "dashscope":
         from autoclip.providers.dashscope import DashScopeChat
 
-        backend = DashScopeChat(_session(settings, secrets), settings.vision_model, multimodal=True)
+        backend = DashScopeChat(_session(settings, secrets), settings.vision_model if vision else settings.text_model,
+                                multimodal=vision)
     else:
-        backend = _openai(settings, secrets, settings.openai_vision_model)
-    return ChatVisionDescriber(CachedChat(backend, _cache(settings)), settings.vision_frames_per_call)
-
-
-def language_model(settings: Settings, secrets: Secrets | None = None) -> LanguageModel:
-    """qwen (or an OpenAI-compatible model) for pass 1 and 2; offline, the heuristic planner."""
-    secrets = secrets or Secrets.from_settings(settings)
-    chosen = settings.stage_provider("text", _has_key(secrets))
-    if chosen == "local":
-        return HeuristicPlanner()
-    from autoclip.providers.chat import CachedChat, ChatPlanner
-
-    if chosen == "dashscope":
-        from autoclip.providers.dashscope import DashScopeChat
-
-        backend = DashScopeChat(_session(settings, secrets), settings.text_model)
-    else:
-        backend = _openai(settings, secrets, settings.openai_text_model)
-    return ChatPlanner(CachedChat(backend, _cache(settings)), settings.selection_token_budget)
+        backend = _openai(settings, secrets, settings.openai_vision_model if vision else settings.openai_text_model)
+    return CachedChat(backend, _cache(settings))
 
 
 def _openai(settings: Settings, secrets: Secrets, model: str):

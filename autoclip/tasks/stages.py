@@ -17,7 +17,8 @@ from autoclip.models import EditPlan, PlannerInfo, Rejection, SourceVideo, Theme
 from autoclip.planning.costs import estimate_cost
 from autoclip.planning.segments import digest
 from autoclip.planning.two_pass import decide_theme, plan_edit
-from autoclip.providers import Secrets, language_model
+from autoclip.planning.llm import language_model
+from autoclip.providers import Secrets
 from autoclip.sources import ingest
 from autoclip.storage.outputs import Published, destination, publish
 from autoclip.tasks.policy import RETRY_DELAYS, retry_transient
