@@ -54,25 +54,52 @@ def shots_with_frames(cuts: list[float], duration: float, frames: list[tuple[flo
     return shots
 
 
-def audio_url_maker(settings: Settings, sha256: str):
+class AudioUpload:
+    """Paraformer's file route needs a URL the service can fetch: the WAV is uploaded next to the
+    outputs (`_audio/<sha256>.wav`) and presigned; `remove()` deletes it once the transcription is done."""
+
+    def __init__(self, settings: Settings, sha256: str):
+        self.settings = settings
+        self.uri = f"{settings.output_uri.rstrip('/')}/_audio/{sha256}.wav"
+        self.uploaded = False
+
+    def __call__(self, wav: Path) -> str:
+        from autoclip.storage.objects import presign, split_uri, upload
+
+        config = self.settings.object_store(split_uri(self.uri)[0])
+        upload(wav, self.uri, config)
+        self.uploaded = True
+        return presign(self.uri, config, self.settings.presign_expiry)
+
+    def remove(self) -> None:
+        if not self.uploaded:
+            return
+        from autoclip.storage.objects import split_uri
+
+        scheme, bucket, key = split_uri(self.uri)
+        config = self.settings.object_store(scheme)
+        try:
+            if scheme == "oss" and config.addressing_style != "path":
+                config.oss_bucket(bucket).delete_object(key)
+            else:
+                config.filesystem().rm_file(f"{bucket}/{key}")
+            self.uploaded = False
+        except Exception as exc:  # noqa: BLE001 - a leftover object is worth a warning, not a failed video
+            log.warning("could not delete the uploaded audio %s: %s", self.uri, exc)
+
+
+def audio_url_maker(settings: Settings, sha256: str) -> AudioUpload | None:
     """With an object-store backend, Paraformer's file route gets the WAV as a presigned URL (the service
     cannot read local files); without one it is streamed over the websocket."""
     if settings.storage_backend == "local" or not settings.output_uri:
         return None
-    from autoclip.storage.objects import presign, split_uri, upload
-
-    def make(wav: Path) -> str:
-        uri = f"{settings.output_uri.rstrip('/')}/_audio/{sha256}.wav"
-        config = settings.object_store(split_uri(uri)[0])
-        upload(wav, uri, config)
-        return presign(uri, config, settings.presign_expiry)
-
-    return make
+    return AudioUpload(settings, sha256)
 
 
 def transcribe(wav: Path, settings: Settings, secrets: Secrets, analysers: dict[str, str],
-               usage: dict[str, Usage], audio_url=None) -> Transcript | None:
-    """Speech with the chosen engine; when a remote one fails, say so and fall back to the local one."""
+               usage: dict[str, Usage], audio_url=None, notes: list[str] | None = None) -> Transcript | None:
+    """Speech with the chosen engine; when a remote one fails, say so (in `notes`, which marks the
+    analysis degraded) and fall back to the local one. A refused key is not a fallback: it stops."""
     recognizer = speech_recognizer(settings, secrets, audio_url)
     if recognizer is None:
         analysers["speech"] = "energy (no speech model)"
@@ -85,13 +112,17 @@ def transcribe(wav: Path, settings: Settings, secrets: Secrets, analysers: dict[
         raise
     except ProviderError as exc:
         fallback = local_speech(settings)
-        log.warning("speech recognition failed, using %s instead: %s",
-                    fallback.name if fallback else "loudness only", exc)
+        instead = fallback.name if fallback else "loudness only (no speech model)"
+        log.warning("speech recognition failed, using %s instead: %s", instead, exc)
         analysers["speech"] = f"{recognizer.name} failed ({exc}); " + (
             fallback.name if fallback else "energy (no speech model)")
+        if notes is not None:
+            notes.append(f"speech fell back from {recognizer.name} to {instead}: {exc}")
         return fallback.transcribe(wav, settings.language) if fallback else None
     finally:
         usage.update(add_usage(usage, getattr(recognizer, "usage", {}) or {}))
+        if isinstance(audio_url, AudioUpload):
+            audio_url.remove()
 
 
 def analyze(video: SourceVideo, workdir: Path, settings: Settings, secrets: Secrets | None = None) -> VideoAnalysis:
@@ -103,6 +134,8 @@ def analyze(video: SourceVideo, workdir: Path, settings: Settings, secrets: Secr
                                 scene_threshold=settings.scene_threshold, name=video.source)
         analysers = {"shots": f"ffmpeg scene>{settings.scene_threshold}", "loudness": "rms"}
         usage: dict[str, Usage] = {}
+        notes: list[str] = []
+        degraded = False
         levels, silent, voiced, transcript, captions = [], [], [], None, []
         if extraction.wav:
             levels = ex.loudness(extraction.wav)
@@ -110,7 +143,8 @@ def analyze(video: SourceVideo, workdir: Path, settings: Settings, secrets: Secr
             voiced = ex.voiced(silent, extraction.duration)
             if voiced:
                 transcript = transcribe(extraction.wav, settings, secrets, analysers, usage,
-                                        audio_url_maker(settings, video.sha256))
+                                        audio_url_maker(settings, video.sha256), notes)
+                degraded = bool(notes)
             else:
                 analysers["speech"] = "none (silent)"
         describer = vision_describer(settings, secrets)
@@ -120,11 +154,13 @@ def analyze(video: SourceVideo, workdir: Path, settings: Settings, secrets: Secr
             failures = getattr(describer, "failures", [])
             analysers["vision"] = describer.name + (f" ({len(failures)} batch(es) failed: {failures[0]})"
                                                     if failures else "")
+            notes += [f"vision {describer.name}: {failure}" for failure in failures]
+            degraded = degraded or getattr(describer, "retry_later", False)
             usage = add_usage(usage, getattr(describer, "usage", {}) or {})
         return VideoAnalysis(
             sha256=video.sha256, duration=round(extraction.duration, 3), shot_cuts=extraction.shot_cuts,
             activity=extraction.activity, loudness_step=ex.LOUDNESS_STEP, loudness_db=levels,
             silences=silent, speech=voiced, transcript=transcript, captions=captions, analysers=analysers,
-            usage=usage, seconds=round(time.perf_counter() - started, 3))
+            usage=usage, seconds=round(time.perf_counter() - started, 3), notes=notes, degraded=degraded)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -69,6 +69,8 @@ def run(
     typer.echo(f"analysis:  {result.analyses_cached} cached, {result.analyses_computed} computed")
     for r in result.rejected:
         typer.secho(f"left out:  {r.source} ({r.stage}): {r.reason}", fg="yellow")
+    for note in result.notes:  # every fallback and degradation (also in the plan and the run's log)
+        typer.secho(f"fallback:  {note}", fg="yellow")
 
 
 automations_app = typer.Typer(help="Prefect automations (notifications) and concurrency limits.")

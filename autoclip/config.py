@@ -12,7 +12,9 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-# Estimates in CNY (list prices as published when written; set AUTOCLIP_PRICES to your contract's)
+# List prices in CNY of Alibaba Cloud Model Studio (Bailian, mainland China region, non-thinking mode,
+# lowest tier) as published on its model pricing page when written (docs/providers.md says where and
+# when). Set AUTOCLIP_PRICES to your contract's; a model missing here costs 0 in the estimate.
 DEFAULT_PRICES = {
     "qwen-plus": {"input": 0.0008, "output": 0.002},
     "qwen-max": {"input": 0.0024, "output": 0.0096},
@@ -89,6 +91,11 @@ class Settings(BaseSettings):
     retry_attempts: int = Field(4, ge=1, le=10, description="tries per model request (429, 5xx, timeouts)")
     retry_base_delay: float = Field(1.0, ge=0, description="first back-off, doubled each try, with jitter")
     retry_max_delay: float = Field(30.0, ge=0)
+    retry_after_max: float = Field(60.0, ge=0, description="longest server-asked pause (Retry-After) honoured")
+    provider_budget: float | None = Field(
+        600.0, gt=0, description="seconds a run may spend waiting on providers in total (every try and "
+                                 "pause of every call); then each stage falls back loudly. Unset: no bound")
+    preflight: bool = Field(True, description="check the DashScope key with one free request before any work")
     vision_frames_per_call: int = Field(8, ge=1, le=32)
     selection_token_budget: int = Field(12000, ge=500, description="above this, pass 2 runs in windows")
     prices: dict[str, dict[str, float]] = Field(

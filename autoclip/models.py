@@ -96,6 +96,8 @@ class VideoAnalysis(BaseModel):
     analysers: dict[str, str] = Field(default_factory=dict, description="stage -> engine that did it")
     usage: dict[str, Usage] = Field(default_factory=dict, description="model -> cost of this analysis")
     seconds: float = Field(0.0, description="wall time the analysis took")
+    notes: list[str] = Field(default_factory=list, description="fallbacks and degradations, in words")
+    degraded: bool = Field(False, description="a better provider failed: a later run analyses it again")
 
 
 class Candidate(BaseModel):
@@ -230,6 +232,7 @@ class RunResult(BaseModel):
     analyses_cached: int = 0
     analyses_computed: int = 0
     estimated_cost: float = 0.0
+    notes: list[str] = Field(default_factory=list, description="every fallback and degradation of the run")
 
 
 class SelectionRequest(BaseModel):

@@ -22,6 +22,7 @@ from autoclip.sources import expand_sources
 from autoclip.blocks import resolve_storage, results_storage
 from autoclip.flows.hooks import send_callback
 from autoclip.storage.outputs import destination
+from autoclip.tasks.provider_faults import check_keys, raise_if_refused_key, redo_if_degraded
 from autoclip.tasks.stages import (analyze_video, decide_theme_task, ingest_source, publish_task, render_task,
                                    select_clips_task)
 
@@ -106,6 +107,7 @@ def auto_clip(sources: list[str], options: ClipOptions | None = None, output: st
     if store:
         logger.info("task results and cache records: %s", store.uri)
     workspace = settings.workspace_dir / str(flow_run.get_id() or uuid.uuid4())
+    check_keys()  # a refused provider key stops the run before any work
     try:
         paths, rejected = expand_sources(sources, settings)
         videos: list[SourceVideo] = []
@@ -131,6 +133,7 @@ def auto_clip(sources: list[str], options: ClipOptions | None = None, output: st
         analyses: dict[int, VideoAnalysis] = {}
         cached = 0
         for video, state in _bounded(analyze, videos, limit, workspace=str(workspace)):
+            state = redo_if_degraded(analyze, video, state, logger, workspace=str(workspace))
             if state.is_completed():
                 analysis = state.result()
                 if state.name == "Cached":  # its models were paid for by an earlier run
@@ -138,6 +141,7 @@ def auto_clip(sources: list[str], options: ClipOptions | None = None, output: st
                     analysis = analysis.model_copy(update={"usage": as_cached(analysis.usage)})
                 analyses[video.index] = analysis
             else:
+                raise_if_refused_key(state)
                 rejected.append(Rejection(source=video.source, stage="analysis",
                                           reason=_failure_reason(state)))
                 logger.warning("left out %s: analysis failed: %s", video.source, rejected[-1].reason)
@@ -179,7 +183,7 @@ def auto_clip(sources: list[str], options: ClipOptions | None = None, output: st
                          subtitles=published[2].uri if cues else None, duration=round(duration, 3),
                          clips=len(plan.clips), sources_used=len({c.video_index for c in plan.clips}),
                          rejected=rejected, analyses_cached=cached, analyses_computed=len(pairs) - cached,
-                         estimated_cost=plan.estimated_cost)
+                         estimated_cost=plan.estimated_cost, notes=plan.planner.notes)
         # the message is the reel's URI, so automations can put it in their notifications
         return Completed(message=reel.uri, data=result)
     finally:

@@ -26,6 +26,14 @@ def language_model(settings: Settings, secrets: Secrets | None = None) -> Langua
     return ChatPlanner(chat, settings.selection_token_budget) if chat else HeuristicPlanner()
 
 
+class InvalidAnswer(ValueError):
+    """A well-formed answer that breaks the rules (unknown ids, over budget...)."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
 class ChatPlanner:
     """LanguageModel (pass 1 and pass 2) on a chat backend."""
 
@@ -37,14 +45,23 @@ class ChatPlanner:
         self.token_budget = token_budget
 
     def _ask(self, messages: list[dict], shape: type[BaseModel], check=None):
-        """One answer, validated; one repair round with the problems; then ProviderError."""
-        text = self.chat.complete(messages)
+        """One answer, validated (only a valid one is cached); one repair round with the problems; then
+        ProviderError. Every answer is counted in the usage, the invalid ones too."""
+        seen: dict[str, str] = {}
+
+        def accept(text: str):
+            seen["text"] = text
+            answer = parse_json(text, shape)
+            problems = check(answer) if check else []
+            if problems:
+                raise InvalidAnswer(problems)
+            return answer
+
         for attempt in (1, 2):
             try:
-                answer = parse_json(text, shape)
-                problems = check(answer) if check else []
-                if not problems:
-                    return answer
+                return self.chat.ask(messages, accept)
+            except InvalidAnswer as exc:
+                problems = exc.problems
             except ValueError as exc:
                 problems = [str(exc)]
             if attempt == 2:
@@ -52,8 +69,11 @@ class ChatPlanner:
                                     + "; ".join(problems))
             log.warning("%s %s: invalid answer (%s); asking once more", self.provider, self.model,
                         "; ".join(problems))
-            messages = prompts.repair_messages(messages, text, problems)
-            text = self.chat.complete(messages)
+            messages = prompts.repair_messages(messages, seen.get("text", ""), problems)
+
+    def spent(self) -> dict[str, Usage]:
+        """Everything this planner's calls cost so far (also the calls of a pass that then fell back)."""
+        return {self.model: self.chat.usage}
 
     def _usage(self, before: Usage) -> dict[str, Usage]:
         now = self.chat.usage

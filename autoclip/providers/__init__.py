@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from autoclip.config import Settings
 from autoclip.providers.base import SpeechRecognizer, VisionDescriber
 from autoclip.providers.whisper import WhisperRecognizer, resolve_whisper_model
-from autoclip.retry import RetryPolicy
+from autoclip.retry import ProviderBudget, RetryPolicy
 
 
 @dataclass(frozen=True)
@@ -21,13 +21,20 @@ class Secrets:
     dashscope_api_key: SecretStr | None = None
     openai_api_key: SecretStr | None = None
     throttle: Callable[[], None] | None = None  # the orchestrator's rate limit for DashScope calls
+    budget: ProviderBudget | None = None  # the run's provider wait budget (shared by its tasks)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Secrets":
         return cls(settings.dashscope_api_key, settings.openai_api_key)
 
     def with_throttle(self, throttle: Callable[[], None] | None) -> "Secrets":
-        return Secrets(self.dashscope_api_key, self.openai_api_key, throttle)
+        return replace(self, throttle=throttle)
+
+    def with_budget(self, budget: ProviderBudget | None) -> "Secrets":
+        return replace(self, budget=budget)
+
+    def wait_budget(self, settings: Settings) -> ProviderBudget:
+        return self.budget or ProviderBudget(settings.provider_budget)
 
     def __repr__(self) -> str:  # never show keys, even masked ones' lengths
         return f"Secrets(dashscope={'set' if self.dashscope_api_key else 'unset'}, " \
@@ -47,7 +54,16 @@ def _session(settings: Settings, secrets: Secrets):
                                 f"block named '{settings.dashscope_block}' or set DASHSCOPE_API_KEY")
     return DashScopeSession(secrets.dashscope_api_key, settings.dashscope_base_url,
                             settings.dashscope_websocket_url, settings.request_timeout,
-                            RetryPolicy.from_settings(settings), secrets.throttle)
+                            RetryPolicy.from_settings(settings), secrets.throttle, secrets.wait_budget(settings))
+
+
+def preflight(settings: Settings, secrets: Secrets | None = None) -> None:
+    """Before any expensive work: when a stage uses DashScope, one free request checks the key, so a
+    refused key stops the run at once (ProviderAuthError) instead of after local speech recognition."""
+    secrets = secrets or Secrets.from_settings(settings)
+    if settings.preflight and any(settings.stage_provider(stage, _has_key(secrets)) == "dashscope"
+                                  for stage in ("speech", "vision", "text")):
+        _session(settings, secrets).preflight()
 
 
 def _cache(settings: Settings):
@@ -117,4 +133,4 @@ def _openai(settings: Settings, secrets: Secrets, model: str):
 
     key = secrets.openai_api_key or secrets.dashscope_api_key
     return OpenAICompatChat(settings.openai_base_url, key, model, settings.request_timeout,
-                            RetryPolicy.from_settings(settings))
+                            RetryPolicy.from_settings(settings), secrets.wait_budget(settings))

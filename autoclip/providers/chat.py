@@ -14,13 +14,20 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from autoclip.errors import ProviderError
 from autoclip.models import Usage
 
 log = logging.getLogger("autoclip.providers")
+T = TypeVar("T")
+
+
+class ContentRefused(ProviderError):
+    """The service refused this input (a content-inspection 400): this item only, and a retry gets the
+    same answer, so it is recorded but not retried later."""
 
 
 class ChatBackend(Protocol):
@@ -60,7 +67,9 @@ class ResponseCache:
 
 
 class CachedChat:
-    """A backend wrapped with the response cache; counts usage per model for the run's report."""
+    """A backend wrapped with the response cache; counts usage per model for the run's report. Only
+    answers that passed the caller's check are cached, so an invalid answer is asked again next run;
+    every answer received is counted, valid or not (the service bills it)."""
 
     def __init__(self, backend: ChatBackend, cache: ResponseCache | None):
         self.backend = backend
@@ -68,17 +77,25 @@ class CachedChat:
         self.provider, self.model = backend.provider, backend.model
         self.usage = Usage()
 
-    def complete(self, messages: list[dict], *, json_mode: bool = True) -> str:
+    def ask(self, messages: list[dict], accept: Callable[[str], T], *, json_mode: bool = True) -> T:
+        """The answer to `messages` as `accept(text)` makes it; `accept` raises ValueError for an answer
+        that must not be used (then nothing is cached and the error goes to the caller)."""
         key = ResponseCache.key(self.provider, self.model, messages, json_mode)
         hit = self.cache.get(key) if self.cache else None
         if hit is not None:
-            self.usage += Usage(calls=1, cached_calls=1)
-            return hit["text"]
+            try:
+                result = accept(hit["text"])
+            except ValueError:
+                pass  # cached by an older version that did not check: ask again
+            else:
+                self.usage += Usage(calls=1, cached_calls=1)
+                return result
         text, usage = self.backend.complete(messages, json_mode=json_mode)
         self.usage += usage + Usage(calls=1)
+        result = accept(text)
         if self.cache:
             self.cache.put(key, {"text": text, "usage": usage.model_dump()})
-        return text
+        return result
 
 
 def parse_json(text: str, shape: type[BaseModel]):

@@ -2,19 +2,24 @@
 Paraformer speech, by file transcription when the audio has a URL the service can reach, else by
 realtime recognition over the websocket streaming the local 16 kHz WAV.
 
-Every call has a timeout, goes through the one RetryPolicy (429, 5xx, connection errors and timeouts are
-retried; 400/401/403 are not), and never puts the API key in a message, log or exception.
+Every call has an enforced timeout (cut to the run's provider budget and deadline) and goes through the
+one RetryPolicy: 429, 5xx, connection errors and timeouts are retried (Retry-After honoured); a refused
+key (401/403, also as a websocket `task-failed`) stops the run; a refused item (400, e.g.
+DataInspectionFailed) fails only that item. The SDK's own retry of dropped connections is switched off
+by handing it a session whose connection errors are ours, and its error log (a traceback per fault) is
+kept quiet unless DASHSCOPE_LOGGING_LEVEL asks for it. The API key never goes into a message or log.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
-import json
 import logging
+import math
+import os
+import threading
 import time
-import urllib.request
+import uuid
 import wave
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -22,15 +27,63 @@ from pydantic import SecretStr
 
 from autoclip.errors import ProviderAuthError, ProviderError, TransientError
 from autoclip.models import Sentence, Transcript, Usage, Word
-from autoclip.retry import RetryPolicy
+from autoclip.providers.chat import ContentRefused
+from autoclip.retry import ProviderBudget, RetryAfter, RetryPolicy, parse_retry_after
+from autoclip.text import join_words
 
 log = logging.getLogger("autoclip.providers.dashscope")
-_AUTH_STATUSES = {400, 401, 403, 404}
+_AUTH_STATUSES = {401, 403}
+_AUTH_CODES = {"invalidapikey", "unauthorized", "accessdenied", "invalidapi-key", "401", "403"}
+
+
+def auth_message(detail: str) -> str:
+    return f"DashScope refused the key ({detail}): check DASHSCOPE_API_KEY"
+
+
+def _quiet_sdk_log() -> None:
+    """The SDK logs a traceback for every transport fault it re-raises; we log one line per fault
+    ourselves, so its logger stays silent unless DASHSCOPE_LOGGING_LEVEL asks for it."""
+    if os.environ.get("DASHSCOPE_LOGGING_LEVEL"):
+        return
+    sdk = logging.getLogger("dashscope")
+    if not any(isinstance(h, logging.NullHandler) for h in sdk.handlers):
+        sdk.addHandler(logging.NullHandler())
+    sdk.propagate = False
+
+
+class ConnectionLost(TransientError):
+    """A dropped or refused connection, raised in place of requests' ConnectionError so the SDK's own
+    retry-once (which catches only that type) never runs inside our retries."""
+
+
+def _http_session():
+    import requests
+    from requests.adapters import HTTPAdapter
+
+    class OneTryAdapter(HTTPAdapter):
+        def send(self, request, **kwargs):
+            try:
+                return super().send(request, **kwargs)
+            except requests.exceptions.ConnectTimeout as exc:
+                raise TransientError(f"connect timeout: {exc}") from None
+            except requests.exceptions.ConnectionError as exc:
+                raise ConnectionLost(f"connection lost: {type(exc).__name__}: {_short(exc)}") from None
+
+    session = requests.Session()
+    adapter = OneTryAdapter(max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc)
+    return text if len(text) < 200 else text[:200] + "..."
 
 
 @dataclass
 class DashScopeSession:
-    """Key, addresses, timeout and retry policy shared by every DashScope call of a run."""
+    """Key, addresses, timeout, retry policy and wait budget shared by every DashScope call of a run."""
 
     api_key: SecretStr
     http_url: str
@@ -38,6 +91,7 @@ class DashScopeSession:
     timeout: float
     retry: RetryPolicy
     throttle: Callable[[], None] | None = None  # waits for the account-wide rate limit before each request
+    budget: ProviderBudget = field(default_factory=lambda: ProviderBudget(None))
 
     def __post_init__(self):
         import dashscope  # imported here: ~1 s, and only runs that use DashScope pay it
@@ -45,6 +99,8 @@ class DashScopeSession:
         # The SDK reads its addresses from module globals; every call of ours uses the same ones.
         dashscope.base_http_api_url = self.http_url.rstrip("/")
         dashscope.base_websocket_api_url = self.websocket_url.rstrip("/")
+        _quiet_sdk_log()
+        self.http = _http_session()
 
     @property
     def key(self) -> str:
@@ -59,42 +115,91 @@ class DashScopeSession:
         status = int(getattr(response, "status_code", 0) or 0)
         if status == 200:
             return
-        detail = self.redact(f"{status} {getattr(response, 'code', '') or ''}: "
-                             f"{getattr(response, 'message', '') or ''}".strip())
+        code = str(getattr(response, "code", "") or "")
+        message = str(getattr(response, "message", "") or "")
+        self.fail(what, status, code, message, (getattr(response, "headers", None) or {}).get("Retry-After"))
+
+    def fail(self, what: str, status: int, code: str, message: str, retry_after=None):
+        detail = self.redact(f"{status} {code}: {message}".strip())
+        if status in _AUTH_STATUSES or _is_auth_code(code, message):
+            raise ProviderAuthError(auth_message(f"{what}: {detail}"))
         if status == 429 or status >= 500 or status <= 0:  # <= 0: the SDK could not connect
-            raise TransientError(f"{what}: {detail}")
-        if status in _AUTH_STATUSES:
-            raise ProviderAuthError(f"{what}: DashScope refused the request ({detail})")
+            raise RetryAfter(f"{what}: {detail}", parse_retry_after(retry_after))
+        if "inspection" in code.lower():  # DataInspectionFailed: the content of this item, not the call
+            raise ContentRefused(f"{what}: DashScope refused the content ({detail})")
         raise ProviderError(f"{what}: {detail}")
 
     def transport(self, what: str, exc: Exception) -> Exception:
         """Map an exception from the SDK's transport to TransientError (network) or ProviderError."""
-        if isinstance(exc, (TransientError, ProviderError)):
+        if isinstance(exc, ProviderError):
             return exc
+        if isinstance(exc, TransientError):
+            return type(exc)(f"{what}: {self.redact(str(exc))}") if not str(exc).startswith(what) else exc
         names = " ".join(t.__name__.lower() for t in type(exc).__mro__)
-        text = self.redact(f"{type(exc).__name__}: {exc}")
+        text = self.redact(f"{type(exc).__name__}: {_short(exc)}")
         if isinstance(exc, (TimeoutError, ConnectionError, OSError)) or any(
                 word in names for word in ("timeout", "connection", "clienterror", "requestexception")):
             return TransientError(f"{what}: {text}")
         return ProviderError(f"{what}: {text}")
 
-    def call(self, what: str, fn: Callable):
-        """Run one SDK call under the retry policy, with transport errors classified."""
+    def call(self, what: str, fn: Callable[[float], object], own_timeout: float | None = None):
+        """Run one SDK call under the retry policy and the run's budget: `fn(timeout)` gets the seconds
+        this try may take; transport errors are classified."""
         def once():
+            timeout = self.budget.timeout(own_timeout or self.timeout, what)
             if self.throttle:
                 self.throttle()
             try:
-                return fn()
+                return fn(timeout)
             except Exception as exc:  # the SDK raises many transport types; classify them all
-                raise self.transport(what, exc) from exc
-        return self.retry.call(what, once)
+                raise self.transport(what, exc) from None
+        return self.retry.call(what, once, budget=self.budget)
+
+    def get_json(self, what: str, url: str, timeout: float, auth: bool = True) -> dict:
+        """One GET with our own session and timeout (the SDK's task fetch waits up to 300 s)."""
+        headers = {"Authorization": f"Bearer {self.key}"} if auth else {}
+        try:
+            reply = self.http.get(url, headers=headers, timeout=timeout)
+        except Exception as exc:  # noqa: BLE001 - classified
+            raise self.transport(what, exc) from None
+        try:
+            body = reply.json()
+        except ValueError:
+            body = {}
+        if reply.status_code != 200:
+            body = body if isinstance(body, dict) else {}
+            self.fail(what, reply.status_code, str(body.get("code", "")), str(body.get("message", reply.reason)),
+                      reply.headers.get("Retry-After"))
+        if not isinstance(body, dict):
+            raise ProviderError(f"{what}: reply is not a JSON object")
+        return body
+
+    def preflight(self) -> None:
+        """One free request that only checks the key (status of a task that does not exist): a refused
+        key stops the run before any decoding or local speech recognition. Other faults are left to
+        the real calls (and their fallbacks)."""
+        what = "DashScope key check"
+        url = f"{self.http_url.rstrip('/')}/tasks/autoclip-preflight-{uuid.uuid4().hex[:12]}"
+        try:
+            self.get_json(what, url, timeout=min(10.0, self.timeout))
+        except ProviderAuthError:
+            raise
+        except (ProviderError, TransientError) as exc:
+            log.info("%s: %s (not a key problem; going on)", what, exc)
 
 
-def _usage(raw, audio_seconds: float = 0.0) -> Usage:
+def _is_auth_code(code: str, message: str) -> bool:
+    lowered = code.lower()
+    text = message.lower()
+    return lowered in _AUTH_CODES or lowered.startswith("invalidapikey") or "api-key" in text and (
+        "invalid" in text or "unauthorized" in text)
+
+
+def billed_usage(raw) -> Usage:
+    """Tokens as DashScope bills them: `input_tokens` already includes `image_tokens`."""
     raw = raw or {}
     get = raw.get if isinstance(raw, dict) else (lambda k, d=None: getattr(raw, k, d))
-    return Usage(input_tokens=int(get("input_tokens", 0) or 0) + int(get("image_tokens", 0) or 0),
-                 output_tokens=int(get("output_tokens", 0) or 0), audio_seconds=audio_seconds)
+    return Usage(input_tokens=int(get("input_tokens", 0) or 0), output_tokens=int(get("output_tokens", 0) or 0))
 
 
 class DashScopeChat:
@@ -110,21 +215,21 @@ class DashScopeChat:
     def complete(self, messages: list[dict], *, json_mode: bool = True) -> tuple[str, Usage]:
         what = f"DashScope {self.model}"
 
-        def send():
+        def send(timeout: float):
             if self.multimodal:
                 from dashscope import MultiModalConversation
 
                 wire = [{"role": m["role"], "content": m["content"] if isinstance(m["content"], list)
                          else [{"text": m["content"]}]} for m in messages]
                 response = MultiModalConversation.call(model=self.model, messages=wire, api_key=self.session.key,
-                                                       request_timeout=self.session.timeout)
+                                                       request_timeout=timeout, session=self.session.http)
             else:
                 from dashscope import Generation
 
                 extra = {"response_format": {"type": "json_object"}} if json_mode else {}
                 response = Generation.call(model=self.model, messages=messages, result_format="message",
-                                           api_key=self.session.key, request_timeout=self.session.timeout,
-                                           **extra)
+                                           api_key=self.session.key, request_timeout=timeout,
+                                           session=self.session.http, **extra)
             self.session.check(what, response)
             return response
 
@@ -135,7 +240,7 @@ class DashScopeChat:
             raise ProviderError(f"{what}: reply has no message content") from exc
         if isinstance(content, list):
             content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
-        return str(content), _usage(response.usage)
+        return str(content), billed_usage(response.usage)
 
 
 def _seconds(ms) -> float:
@@ -143,15 +248,16 @@ def _seconds(ms) -> float:
 
 
 def sentences_from_paraformer(raw: list[dict]) -> list[Sentence]:
-    """Paraformer sentences (milliseconds, words with punctuation) -> our Sentence/Word in seconds."""
+    """Paraformer sentences (milliseconds, words with punctuation) -> our Sentence/Word in seconds; a
+    sentence without text gets its words joined the way its language writes them (no spaces in CJK)."""
     out = []
     for item in raw:
-        text = (item.get("text") or "").strip()
-        if not text:
-            continue
         words = [Word(start=_seconds(w.get("begin_time")), end=_seconds(w.get("end_time")),
                       text=f"{w.get('text', '')}{w.get('punctuation', '') or ''}".strip())
                  for w in item.get("words") or [] if (w.get("text") or "").strip()]
+        text = (item.get("text") or "").strip() or join_words([w.text for w in words])
+        if not text:
+            continue
         out.append(Sentence(start=_seconds(item.get("begin_time")), end=_seconds(item.get("end_time")),
                             text=text, words=words))
     return out
@@ -179,82 +285,94 @@ class ParaformerRecognizer:
         url = self.audio_url(wav) if self.audio_url else None
         if url:
             self.name = f"dashscope:{self.file_model}"
-            sentences = self._by_file(url, hints, seconds)
+            sentences, billed = self._by_file(url, hints, seconds)
             model = self.file_model
         else:
             sentences = self._realtime(wav, hints, seconds)
-            model = self.realtime_model
-        self.usage[model] = self.usage.get(model, Usage()) + Usage(audio_seconds=round(seconds, 3), calls=1)
+            model, billed = self.realtime_model, seconds
+        self.usage[model] = self.usage.get(model, Usage()) + Usage(audio_seconds=round(billed, 3), calls=1)
         return Transcript(engine=self.name, language=",".join(hints) or None, sentences=sentences)
 
     def _realtime(self, wav: Path, hints: list[str], seconds: float) -> list[Sentence]:
+        """The SDK's Recognition.call blocks on a websocket in a thread it starts itself (not a daemon),
+        so it runs in a daemon thread of ours (threads inherit that) with the SDK's own total timeout set
+        to the same limit: a stalled socket is closed by aiohttp, and never keeps the process alive."""
         from dashscope.audio.asr import Recognition, RecognitionCallback
 
         what = f"DashScope {self.realtime_model}"
-        limit = self.session.timeout + seconds * 1.5
 
-        def stream():
+        def stream(limit: float):
             extra = {"language_hints": hints} if hints else {}
             recognizer = Recognition(model=self.realtime_model, callback=RecognitionCallback(), format="wav",
-                                     sample_rate=16000, api_key=self.session.key, **extra)
-            pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-            try:
-                result = pool.submit(recognizer.call, str(wav)).result(timeout=limit)
-            except concurrent.futures.TimeoutError:
-                raise TransientError(f"{what}: no result within {limit:.0f} s") from None
-            finally:
-                pool.shutdown(wait=False)
+                                     sample_rate=16000, api_key=self.session.key,
+                                     request_timeout=max(1, math.ceil(limit)), **extra)
+            box: dict = {}
+
+            def work():
+                try:
+                    box["result"] = recognizer.call(str(wav))
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                    box["error"] = exc
+
+            worker = threading.Thread(target=work, name="paraformer-realtime", daemon=True)
+            worker.start()
+            worker.join(limit)
+            if worker.is_alive():
+                raise TransientError(f"{what}: no result within {limit:.0f} s")
+            if "error" in box:
+                raise box["error"]
+            result = box["result"]
             self.session.check(what, result)
             return result
 
-        result = self.session.call(what, stream)
-        return sentences_from_paraformer(result.get_sentence() or [])
+        result = self.session.call(what, stream, own_timeout=self.session.timeout + seconds * 1.5)
+        raw = result.get_sentence() or []
+        return sentences_from_paraformer(raw if isinstance(raw, list) else [raw])
 
-    def _by_file(self, url: str, hints: list[str], seconds: float) -> list[Sentence]:
+    def _by_file(self, url: str, hints: list[str], seconds: float) -> tuple[list[Sentence], float]:
         from dashscope.audio.asr import Transcription
 
         what = f"DashScope {self.file_model}"
         extra = {"language_hints": hints} if hints else {}
 
-        def submit():
+        def submit(timeout: float):
             response = Transcription.async_call(model=self.file_model, file_urls=[url], api_key=self.session.key,
-                                                request_timeout=self.session.timeout, **extra)
+                                                request_timeout=timeout, session=self.session.http, **extra)
             self.session.check(what, response)
             return response
 
         task_id = self.session.call(what, submit).output["task_id"]
-        deadline = time.monotonic() + max(300.0, seconds * 3)
+        status_url = f"{self.session.http_url.rstrip('/')}/tasks/{task_id}"
+        patience = time.monotonic() + max(300.0, seconds * 3)
         pause = 1.0
         while True:
-            status = self.session.call(what, lambda: self._fetch(task_id, what))
-            state = status.output.get("task_status")
+            status = self.session.call(what, lambda timeout: self.session.get_json(what, status_url, timeout))
+            output = status.get("output") or {}
+            state = output.get("task_status")
             if state == "SUCCEEDED":
                 break
             if state in ("FAILED", "CANCELED", "UNKNOWN"):
-                message = status.output.get("message") or status.output.get("code") or state
-                raise ProviderError(f"{what}: transcription task {task_id} ended {state}: {self.session.redact(str(message))}")
-            if time.monotonic() > deadline:
+                code = str(output.get("code") or "")
+                message = str(output.get("message") or code or state)
+                if _is_auth_code(code, message):
+                    raise ProviderAuthError(auth_message(f"{what}: {code}: {self.session.redact(message)}"))
+                raise ProviderError(f"{what}: transcription task {task_id} ended {state}: "
+                                    f"{self.session.redact(message)}")
+            if time.monotonic() > patience:
                 raise ProviderError(f"{what}: transcription task {task_id} still {state} after the deadline")
+            # the pause is waiting on the provider too
+            self.session.budget.check(what)
             time.sleep(pause)
+            self.session.budget.charge(pause)
             pause = min(5.0, pause * 1.5)
         sentences: list[Sentence] = []
-        for result in status.output.get("results") or []:
+        for result in output.get("results") or []:
             if result.get("subtask_status", "SUCCEEDED") != "SUCCEEDED":
                 raise ProviderError(f"{what}: {result.get('file_url')}: {result.get('subtask_status')} "
                                     f"{result.get('message', '')}".strip())
-            body = self.session.call(what, lambda: self._download(result["transcription_url"]))
+            link = result["transcription_url"]
+            body = self.session.call(what, lambda timeout: self.session.get_json(what, link, timeout, auth=False))
             for transcript in body.get("transcripts") or []:
                 sentences += sentences_from_paraformer(transcript.get("sentences") or [])
-        return sentences
-
-    def _fetch(self, task_id: str, what: str):
-        from dashscope.audio.asr import Transcription
-
-        response = Transcription.fetch(task=task_id, api_key=self.session.key,
-                                       request_timeout=self.session.timeout)
-        self.session.check(what, response)
-        return response
-
-    def _download(self, url: str) -> dict:
-        with urllib.request.urlopen(url, timeout=self.session.timeout) as reply:  # noqa: S310 (service URL)
-            return json.loads(reply.read().decode("utf-8"))
+        billed = float((status.get("usage") or {}).get("duration") or seconds)
+        return sentences, billed

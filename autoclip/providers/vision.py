@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from autoclip.errors import ProviderAuthError, ProviderError
 from autoclip.models import Interval, ShotCaption, Usage
-from autoclip.providers.chat import CachedChat, parse_json
+from autoclip.providers.chat import CachedChat, ContentRefused, parse_json
 
 log = logging.getLogger("autoclip.providers")
 
@@ -59,6 +59,7 @@ class ChatVisionDescriber:
         self.name = f"{chat.provider}:{chat.model}"
         self.frames_per_call = frames_per_call
         self.failures: list[str] = []
+        self.retry_later = False  # a failure a later run may not meet (not a content refusal)
 
     @property
     def usage(self) -> dict[str, Usage]:
@@ -81,12 +82,14 @@ class ChatVisionDescriber:
         messages = vision_messages([(n, i.start, i.end, [data_uri(f) for f in frames])
                                             for n, i, frames in batch])
         try:
-            answer = parse_json(self.chat.complete(messages), VisionAnswer)
+            answer = self.chat.ask(messages, lambda text: parse_json(text, VisionAnswer))
         except ProviderAuthError:
             raise
-        except (ValueError, ProviderError) as exc:
-            self.failures.append(str(exc))
-            log.warning("vision %s: shots %s left uncaptioned: %s", self.name, [n for n, _, _ in batch], exc)
+        except (ValueError, ProviderError) as exc:  # e.g. 400 DataInspectionFailed: this batch only
+            shots = [n for n, _, _ in batch]
+            self.failures.append(f"shots {shots[0]}-{shots[-1]} left uncaptioned: {exc}")
+            self.retry_later = self.retry_later or not isinstance(exc, ContentRefused)
+            log.warning("vision %s: shots %s left uncaptioned: %s", self.name, shots, exc)
             return []
         by_number = {s.shot: s for s in answer.shots}
         return [ShotCaption(start=i.start, end=i.end, caption=by_number[n].caption.strip(),

@@ -22,6 +22,7 @@ from autoclip.providers import Secrets
 from autoclip.sources import ingest
 from autoclip.storage.outputs import Published, destination, publish
 from autoclip.tasks.policy import RETRY_DELAYS, retry_transient
+from autoclip.tasks.provider_faults import run_budget
 
 _retrying = dict(retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS, retry_jitter_factor=0.5,
                  retry_condition_fn=retry_transient)
@@ -71,7 +72,7 @@ def run_settings() -> tuple[Settings, Secrets]:
     """Settings with the storage block applied, and the keys (block or environment): read inside each
     task, so no secret is ever a parameter."""
     settings, secrets = resolve_secrets(resolve_storage(get_settings()))
-    return settings, secrets.with_throttle(dashscope_throttle)
+    return settings, secrets.with_throttle(dashscope_throttle).with_budget(run_budget(settings))
 
 
 @task(name="ingest", task_run_name="ingest {index}", tags=["ingest"], **_retrying)
