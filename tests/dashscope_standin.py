@@ -36,7 +36,7 @@ from typing import Any, Callable, Optional
 
 from aiohttp import WSMsgType, web
 
-__all__ = ["StandIn", "Fault", "status", "delay", "content", "task_failed", "KINDS"]
+__all__ = ["StandIn", "Fault", "status", "delay", "content", "task_failed", "stall", "reset", "KINDS"]
 
 KINDS = ("text", "vision", "asr-file", "asr-poll", "asr-download", "asr-ws", "chat", "upload")
 
@@ -62,11 +62,12 @@ CLIENT_GONE_STATUS = 499  # logged when a delayed request's client hung up befor
 class Fault:
     """One scripted deviation from the default behaviour, consumed by one request of its kind."""
 
-    type: str  # "status" | "delay" | "content" | "task_failed"
+    type: str  # "status" | "delay" | "content" | "task_failed" | "stall" | "reset"
     code: Optional[int] = None
     code_text: Optional[str] = None
     seconds: float = 0.0
     text: Optional[str] = None
+    retry_after: Optional[str] = None
 
 
 _FAULT_KINDS = {
@@ -74,13 +75,16 @@ _FAULT_KINDS = {
     "delay": set(KINDS),
     "content": {"text", "vision", "chat", "asr-download"},
     "task_failed": {"asr-ws", "asr-file"},
+    "stall": {"asr-ws"},
+    "reset": {"text", "vision", "asr-file", "asr-poll", "chat", "upload"},
 }
 
 
-def status(code: int, code_text: Optional[str] = None) -> Fault:
-    """Answer with this HTTP status and an error body ``{"code", "message", "request_id"}``.
-    For "asr-ws" the websocket handshake is refused with that status."""
-    return Fault("status", code=int(code), code_text=code_text)
+def status(code: int, code_text: Optional[str] = None, retry_after: Optional[float] = None) -> Fault:
+    """Answer with this HTTP status and an error body ``{"code", "message", "request_id"}`` (and a
+    ``Retry-After`` header when given). For "asr-ws" the websocket handshake is refused with that status."""
+    return Fault("status", code=int(code), code_text=code_text,
+                 retry_after=None if retry_after is None else f"{retry_after:g}")
 
 
 def delay(seconds: float) -> Fault:
@@ -94,10 +98,20 @@ def content(text: str) -> Fault:
     return Fault("content", text=text)
 
 
-def task_failed(message: str) -> Fault:
-    """"asr-ws": send task-failed (after finish-task) instead of results.
+def task_failed(message: str, code: str = "TaskFailed") -> Fault:
+    """"asr-ws": send task-failed (after finish-task) with this error code instead of results.
     "asr-file": the submitted task's polls end with task_status FAILED and this message."""
-    return Fault("task_failed", text=message)
+    return Fault("task_failed", text=message, code_text=code)
+
+
+def stall() -> Fault:
+    """"asr-ws": accept the task (task-started), take the audio and finish-task, then never answer."""
+    return Fault("stall")
+
+
+def reset() -> Fault:
+    """Drop the connection without an answer (a connection reset, as a flaky network or proxy does)."""
+    return Fault("reset")
 
 
 # ------------------------------------------------------------------------------------------- helpers
@@ -300,12 +314,28 @@ class StandIn:
         with self._lock:
             return [e["kind"] for e in self.log if e["kind"] not in ("asr-poll", "asr-download")]
 
+    def billed(self) -> dict:
+        """What the stand-in billed, per model: the usage of every answer it gave (tokens; seconds of
+        audio as "duration"), failed calls excluded, invalid-but-answered ones included."""
+        out: dict = {}
+        with self._lock:
+            for e in self.log:
+                usage = e.get("usage") or {}
+                if not usage or not e.get("model"):
+                    continue
+                row = out.setdefault(e["model"], {"input_tokens": 0, "output_tokens": 0, "duration": 0})
+                row["input_tokens"] += int(usage.get("input_tokens", usage.get("prompt_tokens", 0)) or 0)
+                row["output_tokens"] += int(usage.get("output_tokens", usage.get("completion_tokens", 0)) or 0)
+                row["duration"] += int(usage.get("duration", 0) or 0)
+        return out
+
     def script(self, kind: str, *faults: Fault) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown kind {kind!r}; expected one of {KINDS}")
         for f in faults:
             if not isinstance(f, Fault):
-                raise TypeError(f"not a fault: {f!r} (use status(), delay(), content(), task_failed())")
+                raise TypeError(f"not a fault: {f!r} (use status(), delay(), content(), task_failed(), "
+                                "stall(), reset())")
             if kind not in _FAULT_KINDS[f.type]:
                 raise ValueError(f"fault {f.type!r} does not apply to kind {kind!r}")
         with self._lock:
@@ -375,7 +405,7 @@ class StandIn:
     # ---- bookkeeping ------------------------------------------------------------------------------
 
     def _record(self, kind: str, model: Any, auth: Optional[str], body: Any) -> dict:
-        entry = {"kind": kind, "model": model, "status": None, "auth": auth, "body": body}
+        entry = {"kind": kind, "model": model, "status": None, "auth": auth, "body": body, "at": time.monotonic()}
         with self._lock:
             self.log.append(entry)
         return entry
@@ -425,7 +455,15 @@ class StandIn:
             return self._error(entry, 400, "InvalidParameter", parse_error, compat)
         fault = self._take(kind)
         if fault is not None and fault.type == "status":
-            return self._error(entry, fault.code, fault.code_text, None, compat)
+            response = self._error(entry, fault.code, fault.code_text, None, compat)
+            if fault.retry_after is not None:
+                response.headers["Retry-After"] = fault.retry_after
+            return response
+        if fault is not None and fault.type == "reset":
+            entry["status"] = "reset"
+            if request.transport is not None:
+                request.transport.abort()
+            return web.Response(status=200)  # never reaches the client: the transport is gone
         if fault is not None and fault.type == "delay":
             await asyncio.sleep(fault.seconds)
             if request.transport is None or request.transport.is_closing():
@@ -437,6 +475,11 @@ class StandIn:
         except _Reject as r:
             return self._error(entry, r.status_code, r.code, r.message, compat)
         entry["status"] = response.status
+        if response.status == 200 and response.content_type == "application/json":
+            try:
+                entry["usage"] = json.loads(response.body).get("usage")  # what this answer bills
+            except (TypeError, ValueError, AttributeError):
+                pass
         return response
 
     # ---- LLM default behaviours ------------------------------------------------------------------
@@ -757,9 +800,13 @@ class StandIn:
                         await self._ws_failed(ws, task_id, "InvalidParameter", "stand-in: finish-task without run-task")
                         continue
                     entry = task["entry"]
+                    if task["fault"] is not None and task["fault"].type == "stall":
+                        entry["status"] = "stalled"
+                        continue  # accepted, never answered; the client must give up by itself
                     if task["fault"] is not None and task["fault"].type == "task_failed":
                         entry["status"] = WS_ERROR_STATUS
-                        await self._ws_failed(ws, task["task_id"], "TaskFailed", task["fault"].text)
+                        await self._ws_failed(ws, task["task_id"], task["fault"].code_text or "TaskFailed",
+                                              task["fault"].text)
                     else:
                         await self._ws_results(ws, task)
                         entry["status"] = 200
@@ -798,8 +845,9 @@ class StandIn:
             await ws.send_str(json.dumps(self._ws_header(
                 task["task_id"], "result-generated",
                 {"output": {"sentence": sentence}, "usage": {"duration": max(1, math.ceil((end - begin) / 1000))}})))
+        task["entry"]["usage"] = {"duration": math.ceil(duration_ms / 1000)}
         await ws.send_str(json.dumps(self._ws_header(
-            task["task_id"], "task-finished", {"output": {}, "usage": {"duration": math.ceil(duration_ms / 1000)}})))
+            task["task_id"], "task-finished", {"output": {}, "usage": task["entry"]["usage"]})))
 
 
 # ---------------------------------------------------------------------------------------------- main

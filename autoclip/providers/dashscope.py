@@ -12,8 +12,9 @@ kept quiet unless DASHSCOPE_LOGGING_LEVEL asks for it. The API key never goes in
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
-import math
 import os
 import threading
 import time
@@ -288,46 +289,98 @@ class ParaformerRecognizer:
             sentences, billed = self._by_file(url, hints, seconds)
             model = self.file_model
         else:
-            sentences = self._realtime(wav, hints, seconds)
-            model, billed = self.realtime_model, seconds
+            sentences, billed = self._realtime(wav, hints, seconds)
+            model = self.realtime_model
         self.usage[model] = self.usage.get(model, Usage()) + Usage(audio_seconds=round(billed, 3), calls=1)
         return Transcript(engine=self.name, language=",".join(hints) or None, sentences=sentences)
 
-    def _realtime(self, wav: Path, hints: list[str], seconds: float) -> list[Sentence]:
-        """The SDK's Recognition.call blocks on a websocket in a thread it starts itself (not a daemon),
-        so it runs in a daemon thread of ours (threads inherit that) with the SDK's own total timeout set
-        to the same limit: a stalled socket is closed by aiohttp, and never keeps the process alive."""
-        from dashscope.audio.asr import Recognition, RecognitionCallback
-
+    def _realtime(self, wav: Path, hints: list[str], seconds: float) -> tuple[list[Sentence], float]:
+        """The realtime protocol spoken here over aiohttp rather than through the SDK's Recognition.call:
+        that blocks on a thread the SDK starts itself (not a daemon), and after the handshake its socket
+        has no timeout (aiohttp's total timeout does not cover websocket messages) and no handle to close
+        it, so a stalled task kept the process alive. Here the whole exchange is one coroutine under
+        `asyncio.wait_for`: at the limit it is cancelled and the socket closed."""
         what = f"DashScope {self.realtime_model}"
 
         def stream(limit: float):
-            extra = {"language_hints": hints} if hints else {}
-            recognizer = Recognition(model=self.realtime_model, callback=RecognitionCallback(), format="wav",
-                                     sample_rate=16000, api_key=self.session.key,
-                                     request_timeout=max(1, math.ceil(limit)), **extra)
             box: dict = {}
 
             def work():
                 try:
-                    box["result"] = recognizer.call(str(wav))
+                    box["result"] = asyncio.run(asyncio.wait_for(self._exchange(what, wav, hints), limit))
+                except asyncio.TimeoutError:
+                    box["error"] = TransientError(f"{what}: no result within {limit:.0f} s")
                 except BaseException as exc:  # noqa: BLE001 - handed to the caller
                     box["error"] = exc
 
+            # its own thread: the caller may already run an event loop; a daemon, as a last resort only
             worker = threading.Thread(target=work, name="paraformer-realtime", daemon=True)
             worker.start()
-            worker.join(limit)
+            worker.join(limit + 5)
             if worker.is_alive():
                 raise TransientError(f"{what}: no result within {limit:.0f} s")
             if "error" in box:
                 raise box["error"]
-            result = box["result"]
-            self.session.check(what, result)
-            return result
+            return box["result"]
 
-        result = self.session.call(what, stream, own_timeout=self.session.timeout + seconds * 1.5)
-        raw = result.get_sentence() or []
-        return sentences_from_paraformer(raw if isinstance(raw, list) else [raw])
+        raw, billed = self.session.call(what, stream, own_timeout=self.session.timeout + seconds * 1.5)
+        return sentences_from_paraformer(raw), (billed if billed is not None else seconds)
+
+    async def _exchange(self, what: str, wav: Path, hints: list[str]) -> tuple[list[dict], float | None]:
+        """run-task, task-started, the WAV in 12,800-byte frames, finish-task; the final sentences and the
+        billed seconds (task-finished `usage.duration`), or the error a task-failed event names."""
+        import aiohttp
+
+        task_id = uuid.uuid4().hex
+        parameters = {"sample_rate": 16000, "format": "wav", **({"language_hints": hints} if hints else {})}
+        run_task = {"header": {"action": "run-task", "task_id": task_id, "streaming": "duplex"},
+                    "payload": {"model": self.realtime_model, "task_group": "audio", "task": "asr",
+                                "function": "recognition", "parameters": parameters, "input": {}}}
+        finish = {"header": {"action": "finish-task", "task_id": task_id, "streaming": "duplex"},
+                  "payload": {"input": {}}}
+        sentences: list[dict] = []
+        async with aiohttp.ClientSession() as http:
+            try:
+                ws = await http.ws_connect(self.session.websocket_url, heartbeat=30,
+                                           headers={"Authorization": f"Bearer {self.session.key}"})
+            except aiohttp.WSServerHandshakeError as exc:
+                self.session.fail(what, exc.status, str(exc.status), str(exc.message))
+            except (aiohttp.ClientError, OSError) as exc:
+                raise TransientError(f"{what}: {type(exc).__name__}: {_short(exc)}") from None
+            async with ws:
+                await ws.send_json(run_task)
+                sender = None
+                try:
+                    async for message in ws:
+                        if message.type != aiohttp.WSMsgType.TEXT:
+                            continue
+                        event = json.loads(message.data)
+                        header = event.get("header") or {}
+                        kind = header.get("event")
+                        if kind == "task-started":
+                            sender = asyncio.ensure_future(self._send_audio(ws, wav, finish))
+                        elif kind == "result-generated":
+                            sentence = ((event.get("payload") or {}).get("output") or {}).get("sentence") or {}
+                            if sentence.get("sentence_end"):
+                                sentences.append(sentence)
+                        elif kind == "task-finished":
+                            usage = (event.get("payload") or {}).get("usage") or {}
+                            billed = usage.get("duration")
+                            return sentences, (float(billed) if billed is not None else None)
+                        elif kind == "task-failed":
+                            self.session.fail(what, 44, str(header.get("error_code") or ""),
+                                              str(header.get("error_message") or ""))
+                    raise TransientError(f"{what}: the service closed the connection before the task finished")
+                finally:
+                    if sender is not None and not sender.done():
+                        sender.cancel()
+
+    @staticmethod
+    async def _send_audio(ws, wav: Path, finish: dict) -> None:
+        with open(wav, "rb") as handle:
+            while chunk := handle.read(12800):
+                await ws.send_bytes(chunk)
+        await ws.send_json(finish)
 
     def _by_file(self, url: str, hints: list[str], seconds: float) -> tuple[list[Sentence], float]:
         from dashscope.audio.asr import Transcription
