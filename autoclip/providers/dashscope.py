@@ -135,7 +135,7 @@ class DashScopeSession:
         if isinstance(exc, ProviderError):
             return exc
         if isinstance(exc, TransientError):
-            return type(exc)(f"{what}: {self.redact(str(exc))}") if not str(exc).startswith(what) else exc
+            return exc if str(exc).startswith(what) else TransientError(f"{what}: {self.redact(str(exc))}")
         names = " ".join(t.__name__.lower() for t in type(exc).__mro__)
         text = self.redact(f"{type(exc).__name__}: {_short(exc)}")
         if isinstance(exc, (TimeoutError, ConnectionError, OSError)) or any(
@@ -192,8 +192,8 @@ class DashScopeSession:
 def _is_auth_code(code: str, message: str) -> bool:
     lowered = code.lower()
     text = message.lower()
-    return lowered in _AUTH_CODES or lowered.startswith("invalidapikey") or "api-key" in text and (
-        "invalid" in text or "unauthorized" in text)
+    return lowered in _AUTH_CODES or lowered.startswith("invalidapikey") or (
+        "api-key" in text and ("invalid" in text or "unauthorized" in text))
 
 
 def billed_usage(raw) -> Usage:
