@@ -92,6 +92,7 @@ def test_slow_endpoint_ends_within_the_provider_budget_and_falls_back_loudly(ds,
     assert theme.title and "pass 1 fell back to the heuristic planner" in info.notes[0]
     assert "AUTOCLIP_PROVIDER_BUDGET" in info.notes[0]
     assert 2 <= len([e for e in standin.log if e["kind"] == "text"]) <= 4
+    print(f"\nslow endpoint: pass 1 ended after {took:.2f} s with a budget of 3.5 s")
 
 
 def test_retry_after_is_honoured_and_capped_with_one_line_per_retry(ds, standin, monkeypatch, caplog):
@@ -105,6 +106,8 @@ def test_retry_after_is_honoured_and_capped_with_one_line_per_retry(ds, standin,
     assert len(at) == 3
     assert 1.2 <= at[1] - at[0] <= 1.2 + 0.5  # as the server asked
     assert 2.0 <= at[2] - at[1] <= 2.0 + 0.5  # 30 s asked, capped by AUTOCLIP_RETRY_AFTER_MAX
+    print(f"\nRetry-After: asked 1.2 s, waited {at[1] - at[0]:.2f} s; asked 30 s (cap 2 s), waited "
+          f"{at[2] - at[1]:.2f} s")
     retries = [r for r in caplog.records if r.name == "autoclip.retry"]
     assert len(retries) == 2 and all("as the server asked" in r.getMessage() for r in retries)
 
@@ -219,6 +222,8 @@ def test_usage_equals_what_the_standin_billed_including_repaired_and_failed_pass
     text = info.usage["qwen-plus"]
     assert (text.input_tokens, text.output_tokens, text.calls) == (
         billed["qwen-plus"]["input_tokens"], billed["qwen-plus"]["output_tokens"], 2)
+    print(f"\nbilled by the stand-in: {billed}; counted: vision {vision.input_tokens}/{vision.output_tokens}, "
+          f"text {text.input_tokens}/{text.output_tokens}")
 
 
 def test_realtime_audio_seconds_equal_the_billed_duration(ds, standin, tmp_path):
