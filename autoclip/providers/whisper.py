@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -383,9 +384,10 @@ def word_in_silence(samples, start: float, end: float, threshold_db: float = SIL
 
 def collapse_repeats(pieces: list, max_repeats: int = MAX_REPEATS, longest: int = 8) -> list:
     """Drop n-gram loops: a run of words (1 to `longest`) repeated more than `max_repeats` times in a
-    row keeps its first `max_repeats` copies ('谢谢谢谢谢谢谢' or 'go go go go go' from a stuck decoder)."""
+    row keeps its first `max_repeats` copies ('go go go go go' from a stuck decoder). Chinese doubles single
+    characters as grammar (谢谢, 看看, 哈哈哈), so one CJK character may come twice as often."""
     out = list(pieces)
-    for n in range(1, longest + 1):
+    for n in range(longest, 0, -1):
         i = 0
         while i + n <= len(out):
             gram = [p.text.lower() for p in out[i:i + n]]
@@ -394,8 +396,9 @@ def collapse_repeats(pieces: list, max_repeats: int = MAX_REPEATS, longest: int 
             while [p.text.lower() for p in out[j:j + n]] == gram:
                 copies += 1
                 j += n
-            if copies > max_repeats:
-                del out[i + n * max_repeats:j]
+            keep = max_repeats * 2 if n == 1 and gram[0] and is_cjk(gram[0][0]) else max_repeats
+            if copies > keep:
+                del out[i + n * keep:j]
             i += 1
     return out
 
@@ -409,7 +412,7 @@ def _merge_subwords(pieces: list[_Piece]) -> list[_Piece]:
         if out and not piece.raw[:1].isspace() and out[-1].text and piece.text:
             before, after = out[-1].text[-1], piece.text[0]
             latin = before.isalnum() and after.isalnum() and not is_cjk(before) and not is_cjk(after)
-            if latin or not after.isalnum() and not is_cjk(after):
+            if latin or unicodedata.category(after).startswith("P"):
                 out[-1] = _Piece(out[-1].start, piece.end, out[-1].text + piece.text, out[-1].raw + piece.raw)
                 continue
         out.append(piece)
