@@ -308,6 +308,7 @@ class _Job:
         """The English fast path: speech heard so far is all English, so tiny.en (4x faster) does the job."""
         self.decided = True
         if english:
+            release_models()  # the base model is not needed again: keep peak memory at one model's
             self.info = whisper_models.tiny_en()
             log.info("speech sounds English: using %s", self.info.identity)
 
