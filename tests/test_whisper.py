@@ -177,3 +177,26 @@ def test_doctor_lines_name_the_models_and_their_languages(tmp_path):
     assert not (tmp_path / "models").exists()  # reporting joins nothing
     bad = speech_report(str(tmp_path / "nope"), tmp_path, None, "simplified")
     assert [(name, good) for name, good, _ in bad if name == "speech"] == [("speech", False)]
+
+
+@needs_both
+def test_a_fixed_language_picks_the_model_without_listening(tmp_path):
+    english = whisper._Job(WhisperRecognizer("auto", cache_dir=tmp_path), ["en"])
+    assert english.info.name == "tiny.en" and english.decided
+    assert not (tmp_path / "models").exists()  # English-only jobs never join the base model
+    chinese = whisper._Job(WhisperRecognizer("auto", cache_dir=tmp_path), ["zh"])
+    assert chinese.info.name == "base" and chinese.decided and chinese.main_language() == "zh"
+    undecided = whisper._Job(WhisperRecognizer("auto", cache_dir=tmp_path), ["zh", "en"])
+    assert undecided.info.name == "base" and not undecided.decided  # listens before choosing
+
+
+@needs_both
+def test_the_analysis_key_names_the_speech_models(tmp_path):
+    from autoclip.config import Settings
+    from autoclip.providers import Secrets, stage_signature
+
+    settings = Settings(_env_file=None, provider="local", cache_dir=tmp_path)
+    signature = stage_signature(settings, Secrets())
+    assert f"base={tmp_path / 'models' / 'whisper-base'}" in signature and "tiny.en=" in signature
+    off = Settings(_env_file=None, provider="local", cache_dir=tmp_path, whisper_model="none")
+    assert stage_signature(off, Secrets()) == "speech=local(none),vision=local"

