@@ -74,3 +74,12 @@ def test_real_mandarin_transcript_gives_chinese_terms_and_srt(shared_media, tmp_
     cues = reel_cues([_clip(0.0, transcript.sentences[-1].end + 0.5)], {0: transcript})
     chinese = [cue for _, _, cue in cues if has_cjk(cue)]
     assert chinese and not any("视 频" in cue or "测 试" in cue for cue in chinese)
+
+
+def test_benchmark_error_rates_count_chinese_characters_and_english_words():
+    from benchmarks.speech import error_rates, tokens
+
+    assert tokens("大家好,我是AutoCut.  Hello, World!") == ["大", "家", "好", "我", "是", "autocut", "hello", "world"]
+    rates = error_rates("这是一条用于测试的视频。Hello there.", "這是一條龍魚測試的視頻 hello there")
+    assert rates["cer"] == pytest.approx(2 / 11)  # Traditional counts as Simplified; 用于 -> 龙鱼 is two
+    assert rates["wer"] == 0.0 and rates["mer"] == pytest.approx(2 / 13)
