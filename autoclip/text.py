@@ -36,6 +36,53 @@ def _closing_punctuation(char: str) -> bool:
     return unicodedata.category(char) in {"Po", "Pe", "Pf"} and char not in "¿¡"
 
 
+_FULL_WIDTH = str.maketrans({",": "，", ".": "。", "!": "！", "?": "？", ":": "：", ";": "；"})
+
+
+def cjk_punctuation(text: str) -> str:
+    """Half-width , . ! ? : ; right after a CJK character made full-width, as Chinese is written (speech
+    models often emit '大家好,'); '3.5' and 'AutoCut.' are left alone."""
+    return "".join(c.translate(_FULL_WIDTH) if i and is_cjk(text[i - 1]) and not _digit_after(text, i) else c
+                   for i, c in enumerate(text))
+
+
+def _digit_after(text: str, i: int) -> bool:
+    return i + 1 < len(text) and text[i + 1].isdigit()
+
+
+def has_cjk(text: str) -> bool:
+    return bool(_CJK.search(text))
+
+
+CHINESE_SCRIPTS = ("simplified", "traditional", "original")
+
+
+@lru_cache(maxsize=2)
+def _converter(config: str):
+    """An OpenCC converter: `opencc-python-reimplemented` takes 't2s', the `opencc` wheel 't2s.json'."""
+    try:
+        from opencc import OpenCC
+    except ImportError:
+        return None
+    for name in (config, f"{config}.json"):
+        try:
+            return OpenCC(name)
+        except Exception:  # the two packages reject each other's config names with different errors
+            continue
+    return None
+
+
+def chinese_script(text: str, script: str = "simplified") -> str:
+    """Chinese `text` in Simplified or Traditional characters ('original' keeps what the model wrote).
+    Speech models mix both; without OpenCC installed the text is returned as it is."""
+    if script not in CHINESE_SCRIPTS:
+        raise ValueError(f"Chinese script must be one of {', '.join(CHINESE_SCRIPTS)}, got {script!r}")
+    if script == "original" or not has_cjk(text):
+        return text
+    converter = _converter("t2s" if script == "simplified" else "s2t")
+    return converter.convert(text) if converter else text
+
+
 def ends_sentence(text: str) -> bool:
     """Whether `text` ends a sentence (. ! ? and 。！？ alike, closing quotes allowed after them)."""
     stripped = text.rstrip().rstrip("\"'”’」』)）")
@@ -46,6 +93,38 @@ def display_width(text: str) -> int:
     """Columns `text` takes on screen: wide (CJK) characters take two."""
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 0 if unicodedata.combining(c) else 1
                for c in text)
+
+
+def wrap_words(words: list[str], width: int) -> list[str]:
+    """Words joined as `join_words` does, broken into lines of at most `width` columns (CJK characters
+    count two), between words; a word wider than a line is broken between its characters (Chinese has no
+    spaces to wait for), and punctuation never starts a line."""
+    lines: list[str] = []
+    line: list[str] = []
+    for word in (w.strip() for w in words):
+        if not word:
+            continue
+        if line and display_width(join_words(line + [word])) > width and not _closing_punctuation(word[0]):
+            lines.append(join_words(line))
+            line = []
+        if not line and display_width(word) > width:
+            pieces = _break_word(word, width)
+            lines += pieces[:-1]
+            word = pieces[-1]
+        line.append(word)
+    if line:
+        lines.append(join_words(line))
+    return lines
+
+
+def _break_word(word: str, width: int) -> list[str]:
+    pieces, piece = [], ""
+    for char in word:
+        if piece and display_width(piece + char) > width and not _closing_punctuation(char):
+            pieces.append(piece)
+            piece = ""
+        piece += char
+    return pieces + [piece]
 
 
 @lru_cache(maxsize=1)

@@ -1,10 +1,21 @@
-"""Transcript -> SRT on the reel's timeline: each clip's words, shifted to where the clip lands."""
+"""Transcript -> SRT on the reel's timeline: each clip's words, shifted to where the clip lands.
+
+Cue text goes through `autoclip.text`: Chinese words are joined without spaces and lines are wrapped by
+display width, where a CJK character takes two columns.
+"""
 
 from __future__ import annotations
 
 from autoclip.models import Clip, Transcript
+from autoclip.text import wrap_words
 
 MAX_CUE = 6.0  # seconds: longer sentences are split into several cues
+LINE_WIDTH = 42  # columns: 42 Latin characters or 21 Chinese ones, the usual broadcast limits
+MAX_LINES = 2
+
+
+def _fits(words: list) -> bool:
+    return len(wrap_words([w.text for w in words], LINE_WIDTH)) <= MAX_LINES
 
 
 def _stamp(seconds: float) -> str:
@@ -26,13 +37,14 @@ def reel_cues(clips: list[Clip], transcripts: dict[int, Transcript | None]) -> l
                 words = [sentence]
             group: list = []
             for word in words + [None]:
-                if word is not None and (not group or word.end - group[0].start <= MAX_CUE):
+                if word is not None and (not group or (word.end - group[0].start <= MAX_CUE
+                                                       and _fits(group + [word]))):
                     group.append(word)
                     continue
                 if group:
                     start = max(group[0].start, clip.start) - clip.start + offset
                     end = min(group[-1].end, clip.end) - clip.start + offset
-                    text = " ".join(g.text.strip() for g in group).strip()
+                    text = "\n".join(wrap_words([g.text for g in group], LINE_WIDTH))
                     if text and end > start:
                         cues.append((round(start, 3), round(end, 3), text))
                 group = [word] if word is not None else []

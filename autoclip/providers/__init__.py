@@ -76,12 +76,16 @@ def stage_signature(settings: Settings, secrets: Secrets) -> str:
     """Which engines analysis uses; part of the analysis cache key."""
     speech = settings.stage_provider("speech", _has_key(secrets))
     vision = settings.stage_provider("vision", _has_key(secrets))
+    if speech == "local":  # which Whisper model(s), by name and path: installing one changes results
+        recognizer = local_speech(settings)
+        speech += f"({recognizer.identity if recognizer else 'none'})"
     return f"speech={speech},vision={vision}"
 
 
 def local_speech(settings: Settings) -> SpeechRecognizer | None:
     model = resolve_whisper_model(settings.whisper_model)
-    return WhisperRecognizer(model, settings.whisper_compute_type) if model else None
+    return WhisperRecognizer(model, settings.whisper_compute_type, settings.cache_dir,
+                             settings.chinese_script) if model else None
 
 
 def speech_recognizer(settings: Settings, secrets: Secrets | None = None,

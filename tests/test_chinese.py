@@ -1,0 +1,85 @@
+"""Chinese footage end to end in the parts this layer owns: SRT cues joined without spaces and wrapped by
+display width, and keyword terms that work on a real Mandarin transcript."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from autoclip.media.subtitles import LINE_WIDTH, MAX_LINES, reel_cues, to_srt
+from autoclip.models import Clip, Sentence, Transcript, Word
+from autoclip.providers import whisper_models
+from autoclip.text import display_width, ends_sentence, has_cjk, terms
+
+
+def _chinese_transcript(text: str, start: float = 0.0, per_char: float = 0.25) -> Transcript:
+    words = [Word(start=start + i * per_char, end=start + (i + 1) * per_char - 0.02, text=c)
+             for i, c in enumerate(text)]
+    return Transcript(engine="t", language="zh",
+                      sentences=[Sentence(start=words[0].start, end=words[-1].end, text=text, words=words)])
+
+
+def _clip(start: float, end: float, index: int = 0) -> Clip:
+    return Clip(video_index=index, source="talk.mp4", name="talk.mp4", path="talk.mp4", start=start, end=end)
+
+
+def test_chinese_cues_have_no_spaces_and_lines_fit_the_screen():
+    text = "今天我们来聊一聊如何用自动剪辑工具把几段很长的原始素材剪成一段短小精悍的精彩集锦。"
+    cues = reel_cues([_clip(0.0, 30.0)], {0: _chinese_transcript(text)})
+    joined = "".join(cue[2].replace("\n", "") for cue in cues)
+    assert joined == text  # every character once, in order, and no space anywhere
+    for _, _, cue in cues:
+        lines = cue.split("\n")
+        assert len(lines) <= MAX_LINES and all(display_width(line) <= LINE_WIDTH for line in lines)
+    assert any("\n" in cue for _, _, cue in cues)  # long enough to need two lines somewhere
+    srt = to_srt(cues)
+    assert srt.startswith("1\n00:00:00,000 --> ") and "今天我们" in srt
+
+
+def test_chinese_cues_follow_the_clip_and_reel_timeline():
+    transcript = _chinese_transcript("大家好我的名字是小明这是一条测试视频", start=10.0, per_char=0.5)
+    cues = reel_cues([_clip(0.0, 2.0, index=1), _clip(12.0, 14.0)], {0: transcript, 1: None})
+    assert cues == [(2.0, 3.98, "的名字是")]  # 12-14 s holds 的 名 字 是, shifted to 2 s
+
+
+def test_mixed_language_cues_keep_spaces_only_between_latin_words():
+    words = [Word(start=i * 0.4, end=i * 0.4 + 0.35, text=t)
+             for i, t in enumerate(["我们", "用", "Prefect", "orchestrate", "整个", "流程。"])]
+    transcript = Transcript(engine="t", sentences=[Sentence(start=0, end=2.4, text="x", words=words)])
+    assert reel_cues([_clip(0, 3)], {0: transcript})[0][2] == "我们用Prefect orchestrate整个流程。"
+
+
+def test_chinese_sentences_end_where_english_ones_do():
+    assert ends_sentence("这是一条测试视频。") and ends_sentence("Is it?") and not ends_sentence("大家好，")
+
+
+@pytest.mark.skipif(not whisper_models.base_installed(), reason="speech extra not installed")
+def test_real_mandarin_transcript_gives_chinese_terms_and_srt(shared_media, tmp_path):
+    from autoclip.media.ffmpeg import run_ffmpeg
+    from autoclip.providers.whisper import WhisperRecognizer
+
+    pytest.importorskip("jieba")
+    clip = shared_media / "autocut_test002_zh_en.mov"
+    if not clip.exists():
+        pytest.skip(f"{clip.name} not in {shared_media}")
+    wav = tmp_path / "talk.wav"
+    run_ffmpeg(["-i", str(clip), "-vn", "-ac", "1", "-ar", "16000", str(wav)], what="WAV")
+    transcript = WhisperRecognizer("auto", cache_dir=Path(os.environ["AUTOCLIP_CACHE_DIR"])).transcribe(wav)
+    counted = Counter(t for s in transcript.sentences for t in terms(s.text) if has_cjk(t))
+    assert {"大家", "名字", "测试", "视频"} & set(counted), counted  # words, not character pairs
+    assert all(len(t) <= 4 for t in counted)
+    cues = reel_cues([_clip(0.0, transcript.sentences[-1].end + 0.5)], {0: transcript})
+    chinese = [cue for _, _, cue in cues if has_cjk(cue)]
+    assert chinese and not any("视 频" in cue or "测 试" in cue for cue in chinese)
+
+
+def test_benchmark_error_rates_count_chinese_characters_and_english_words():
+    from benchmarks.speech import error_rates, tokens
+
+    assert tokens("大家好,我是AutoCut.  Hello, World!") == ["大", "家", "好", "我", "是", "autocut", "hello", "world"]
+    rates = error_rates("这是一条用于测试的视频。Hello there.", "這是一條龍魚測試的視頻 hello there")
+    assert rates["cer"] == pytest.approx(2 / 11)  # Traditional counts as Simplified; 用于 -> 龙鱼 is two
+    assert rates["wer"] == 0.0 and rates["mer"] == pytest.approx(2 / 13)
