@@ -23,7 +23,8 @@ log = logging.getLogger("autoclip.analysis")
 
 # The code whose change changes an analysis (planning code is not here: editing the planner must not
 # throw away every cached analysis).
-_ANALYSIS_CODE = ("analysis.py", "media/extract.py", "providers/whisper.py", "providers/__init__.py",
+_ANALYSIS_CODE = ("analysis.py", "text.py", "media/extract.py", "providers/whisper.py", "providers/whisper_models.py",
+                  "providers/__init__.py",
                   "providers/dashscope.py", "providers/chat.py", "providers/vision.py",
                   "providers/openai_compat.py")
 
