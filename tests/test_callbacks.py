@@ -49,7 +49,7 @@ class Receiver:
 
 @pytest.fixture
 def callback_env(monkeypatch):
-    monkeypatch.setenv("AUTOCLIP_HTTP_ALLOW", "127.0.0.1")
+    monkeypatch.setenv("AUTOCLIP_HTTP_ALLOW", "127.0.0.1:*")
     monkeypatch.setenv("AUTOCLIP_WEBHOOK_SECRET", SECRET)
     monkeypatch.setenv("AUTOCLIP_WEBHOOK_SECRET_BLOCK", "no-such-secret-block")
     monkeypatch.setenv("AUTOCLIP_RETRY_BASE_DELAY", "0.05")
