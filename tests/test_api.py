@@ -341,3 +341,61 @@ def test_docs_and_the_page_are_served(api):
     assert "access-control-allow-origin" not in {k.lower() for k in
                                                  api.call("GET", "/api/v1/openapi.json", None,
                                                           headers={"Origin": "https://evil.example"})[1]}
+
+
+# --- the web page in a real browser ---------------------------------------------------------------
+
+CHROMIUM = Path("/usr/bin/chromium")
+BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+REAL_VIDEOS = ["autocut_test002_zh_en.mov", "pyscenedetect_issue134_goldeneye_rotated.mp4",
+               "autoeditor_example_speech_en.mp4"]
+
+
+@pytest.fixture(scope="module")
+def real_videos() -> Path:
+    """../shared/media, or the folder AUTO_CLIP_SHARED_MEDIA names (a worktree elsewhere)."""
+    from tests.conftest import SHARED_MEDIA
+
+    folder = Path(os.environ.get("AUTO_CLIP_SHARED_MEDIA", SHARED_MEDIA))
+    if not all((folder / name).exists() for name in REAL_VIDEOS):
+        pytest.skip(f"real media not found at {folder} (the workplace's shared/media folder)")
+    return folder
+
+
+def test_the_web_page_uploads_three_videos_and_plays_the_reel(api, worker, real_videos):
+    shared_media = real_videos
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium; .ci/run does it)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+    key = api.key("browser")
+    started = time.monotonic()
+    with sync_api.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(api.base + "/")
+            page.fill("#api-key", key)
+            page.dispatch_event("#api-key", "change")
+            page.set_input_files("#files", [str(shared_media / name) for name in REAL_VIDEOS])
+            page.wait_for_function("document.querySelectorAll('#uploads li.ok').length === 3", timeout=120_000)
+            page.select_option("#duration", "15")
+            page.select_option("#aspect", "9:16")
+            page.click("#start")
+            page.wait_for_function("document.getElementById('reel').duration > 0", timeout=600_000)
+            duration = page.evaluate("document.getElementById('reel').duration")
+            size = page.evaluate("[document.getElementById('reel').videoWidth, document.getElementById('reel').videoHeight]")
+            rows = page.locator("#clips tbody tr").count()
+            reasons = page.locator("#clips tbody tr td:last-child").all_inner_texts()
+            stages = page.locator("#stages li").all_inner_texts()
+            links = {kind: page.locator(f"#download-{kind}").count() for kind in ("reel", "plan", "subtitles")}
+            assert page.locator("#message").inner_text() == ""
+        finally:
+            browser.close()
+    elapsed = time.monotonic() - started
+    assert abs(duration - 15) < 1.5, duration
+    assert size[0] < size[1]  # 9:16 as chosen on the page
+    assert rows >= 1 and all(reason.strip() for reason in reasons)
+    assert len(stages) >= 2, stages
+    assert links["reel"] == 1 and links["plan"] == 1
+    print(f"\nbrowser: 3 real videos uploaded, reel of {duration:.1f} s playing after {elapsed:.1f} s; stages {stages}")

@@ -357,7 +357,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         progress = next((a for a in artifacts if a.key == "auto-clip-progress"), None)
         if progress is not None:
             out.percent = float(progress.data or 0)
-            out.stage = (progress.description or "").removeprefix("auto-clip: ")
+            out.stage = _shown_stage(progress.description or "", task, store)
         if state and state.is_final() and not state.is_completed():
             out.stage = state.name.lower()
             out.errors.append(state.message or state.name)
@@ -419,6 +419,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def _video_out(video: Video) -> VideoOut:
     return VideoOut(video_id=video.id, filename=video.name, size=video.size, duration=video.duration,
                     codec=video.codec)
+
+
+def _shown_stage(description: str, task: Task, store: Store) -> str:
+    """The run's stage in the caller's words: upload names instead of storage names, no worker paths."""
+    stage = description.removeprefix("auto-clip: ")
+    if task.output in stage:
+        stage = stage.replace(task.output, "the reel")
+    for video_id in json.loads(task.video_ids):
+        video = store.video(task.key_id, video_id)
+        if video:
+            stage = stage.replace(video.uri.rsplit("/", 1)[-1], video.name)
+    return stage
 
 
 def _abort(status: int, detail: str) -> JSONResponse:
