@@ -120,8 +120,15 @@ class Settings(BaseSettings):
     api_max_files: int = Field(20, ge=1, le=500, description="files in one upload request")
     api_cors_origins: Annotated[tuple[str, ...], NoDecode] = Field((), description="origins allowed by CORS; none: off")
 
+    source_roots: Annotated[tuple[Path, ...], NoDecode] = Field(
+        (), description="folders local sources of deployment runs may come from; default: <api_data_dir>/videos")
+
     def resolved_output_root(self) -> Path:
         return (self.output_root or self.api_data_dir / "outputs").expanduser().resolve()
+
+    def resolved_source_roots(self) -> list[Path]:
+        roots = self.source_roots or (self.api_data_dir / "videos",)
+        return [Path(r).expanduser().resolve() for r in roots]
     # --- end of the HTTP service settings ---------------------------------------------------------
 
     whisper_model: str | None = Field(None, description="faster-whisper model name or local directory")
@@ -145,7 +152,7 @@ class Settings(BaseSettings):
     def _formats(cls, value):
         return tuple(v.lower().lstrip(".") for v in _as_list(value))
 
-    @field_validator("http_allow", "api_cors_origins", mode="before")
+    @field_validator("http_allow", "api_cors_origins", "source_roots", mode="before")
     @classmethod
     def _allow(cls, value):
         return tuple(_as_list(value))

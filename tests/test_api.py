@@ -249,6 +249,58 @@ def test_a_cancelled_task_stops_and_leaves_no_reel(api, worker, clips, service_d
     assert not (Path(service_dirs["AUTOCLIP_OUTPUT_ROOT"]) / task["task_id"] / "reel.mp4").exists()
 
 
+def _trigger(prefect_server: str, parameters: dict) -> dict:
+    """What anyone who reaches the Prefect API can do: start a run of the deployment with any parameters."""
+    def call(url, body=None):
+        request = urllib.request.Request(url, data=json.dumps(body).encode() if body is not None else None,
+                                         headers={"Content-Type": "application/json"},
+                                         method="POST" if body is not None else "GET")
+        with urllib.request.urlopen(request, timeout=30) as reply:
+            return json.loads(reply.read())
+
+    deployment = call(f"{prefect_server}/deployments/name/auto-clip/auto-clip")
+    return call(f"{prefect_server}/deployments/{deployment['id']}/create_flow_run", {"parameters": parameters})
+
+
+def _final_state(run_id: str, timeout: float = 300):
+    from prefect.client.orchestration import get_client
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with get_client(sync_client=True) as client:
+            state = client.read_flow_run(run_id).state
+        if state and state.is_final():
+            return state
+        time.sleep(0.5)
+    raise AssertionError(f"run {run_id} did not finish in {timeout} s")
+
+
+def test_deployment_runs_read_and_write_only_under_the_roots(prefect_server, api, worker, clips, service_dirs,
+                                                             tmp_path):
+    small = {"target_duration": 3, "width": 320, "height": 180, "fps": 25}
+    outside = _trigger(prefect_server, {"sources": [str(clips[0])], "output": str(tmp_path / "x.mp4"),
+                                        "options": small})
+    escape = _trigger(prefect_server, {"sources": ["../../../etc/hosts.mp4"], "output": "x.mp4", "options": small})
+    key = api.key("roots")
+    _, uploaded = api.upload(key, [(clips[0].name, clips[0].read_bytes())])
+    stored = next(Path(service_dirs["AUTOCLIP_API_DATA_DIR"], "videos").rglob(
+        uploaded["videos"][0]["video_id"] + ".*"))
+    sneaky = _trigger(prefect_server, {"sources": [str(stored)], "output": "/tmp/../etc/reel.mp4", "options": small})
+    relative = _trigger(prefect_server, {"sources": [str(stored)], "output": "quick/reel.mp4", "options": small})
+
+    state = _final_state(outside["id"])
+    assert state.is_failed() and f"{clips[0]}: is outside the source roots" in state.message
+    state = _final_state(escape["id"])
+    assert state.is_failed() and "is outside the source roots" in state.message
+    state = _final_state(sneaky["id"])
+    assert state.is_failed() and "/tmp/../etc/reel.mp4: is outside the output root" in state.message
+    state = _final_state(relative["id"])
+    landed = Path(service_dirs["AUTOCLIP_OUTPUT_ROOT"]).resolve() / "quick" / "reel.mp4"
+    assert state.is_completed(), state.message
+    assert state.message == str(landed) and landed.is_file()  # not in the worker's working directory
+    assert not (ROOT / "quick").exists() and not (tmp_path / "x.mp4").exists()
+
+
 @pytest.fixture(scope="module")
 def small_api(prefect_server, tmp_path_factory):
     """A second service with a 300 kB cap and at most 2 files a request (request cap about 1.6 MB)."""
