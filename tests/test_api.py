@@ -51,6 +51,7 @@ class Api:
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **env}
+        self.data_dir = Path(self.env["AUTOCLIP_API_DATA_DIR"])
         self.log = log.open("w")
         self.proc = subprocess.Popen([sys.executable, "-m", "autoclip.cli", "api", "serve", "--port", str(self.port)],
                                      env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)

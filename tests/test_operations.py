@@ -62,6 +62,7 @@ def test_rest_trigger_runs_on_a_process_worker_and_status_reads_it(prefect_serve
     assert shown.returncode == 0, shown.stderr
     assert "state:     Completed" in shown.stdout and "progress:  100%" in shown.stdout
     assert f"reel:      [{out.resolve()}]" in shown.stdout  # the link artifact, as markdown
+    assert "| # | source | in | out | length | reason |" in shown.stdout  # the clip table, as the docs promise
 
 
 def test_render_limit_of_one_serialises_renders_while_analyses_go_on(prefect_server, tmp_path):
