@@ -306,13 +306,45 @@ def test_deployment_runs_read_and_write_only_under_the_roots(prefect_server, api
 def small_api(prefect_server, tmp_path_factory):
     """A second service with a 300 kB cap and at most 2 files a request (request cap about 1.6 MB)."""
     root = tmp_path_factory.mktemp("small")
+    files_port = _free_port()  # a loopback file server for import-url, allow-listed on its port only
     server = Api({"AUTOCLIP_API_DATA_DIR": str(root / "data"), "AUTOCLIP_OUTPUT_ROOT": str(root / "out"),
                   "AUTOCLIP_MAX_VIDEO_SIZE": "300000", "AUTOCLIP_API_MAX_FILES": "2",
-                  "AUTOCLIP_API_RATE_LIMIT": "30"}, root / "api.log")
+                  "AUTOCLIP_API_RATE_LIMIT": "30", "AUTOCLIP_HTTP_ALLOW": f"127.0.0.1:{files_port}"},
+                 root / "api.log")
+    server.files_port = files_port
     try:
         yield server, root / "data"
     finally:
         server.stop()
+
+
+def test_import_url_uses_the_guarded_downloader(small_api, tmp_path):
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    api, data = small_api
+    key = api.key("importer")
+    synth.lavfi(tmp_path / "remote.mp4", "testsrc2=s=160x90:r=10", 2)
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *args: None
+    files = ThreadingHTTPServer(("127.0.0.1", api.files_port), handler)
+    threading.Thread(target=files.serve_forever, daemon=True).start()
+    try:
+        status, _, video = api.call("POST", "/api/v1/videos/import-url", key,
+                                    {"url": f"http://127.0.0.1:{api.files_port}/remote.mp4"})
+        assert status == 200, video
+        assert video["filename"] == "remote.mp4" and abs(video["duration"] - 2) < 0.2
+        status, _, refused = api.call("POST", "/api/v1/videos/import-url", key,
+                                      {"url": f"http://127.0.0.1:{api.port}/api/v1/openapi.json"})
+        assert status == 400 and f"not {api.port}" in refused["detail"]  # the API's own port is not opened
+        status, _, refused = api.call("POST", "/api/v1/videos/import-url", key,
+                                      {"url": "http://169.254.169.254/latest/meta-data"})
+        assert status == 400 and "cloud metadata address" in refused["detail"]
+    finally:
+        files.shutdown()
+        files.server_close()
+    assert not list((data / "videos" / ".staging").iterdir())
 
 
 def _stored(data: Path) -> list[Path]:
