@@ -66,7 +66,7 @@ def test_upload_to_download_through_object_storage(s3_service, clips):
     reel_key = f"{bucket}/reels/{task['task_id']}/reel.mp4"
     assert fs.exists(reel_key)
     url = done["downloads"]["reel"]
-    assert url.startswith(api.env["AUTOCLIP_S3_ENDPOINT_URL"]) and "Signature" in url or "X-Amz-Signature" in url
+    assert url.startswith(api.env["AUTOCLIP_S3_ENDPOINT_URL"]) and "Signature=" in url  # presigned
     with urllib.request.urlopen(url, timeout=30) as reply:
         assert reply.read() == fs.cat_file(reel_key)
     print(f"\nS3: upload of 3 videos to a presigned reel: {time.monotonic() - started:.1f} s")
