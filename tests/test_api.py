@@ -71,7 +71,7 @@ class Api:
 
     def key(self, name: str) -> str:
         made = subprocess.run([sys.executable, "-m", "autoclip.cli", "api", "keys", "create", name], env=self.env,
-                              capture_output=True, text=True, timeout=60)
+                              capture_output=True, text=True, timeout=300)
         assert made.returncode == 0, made.stderr
         return next(line.split()[1] for line in made.stdout.splitlines() if line.startswith("key:"))
 
@@ -226,10 +226,10 @@ def test_keys_see_only_their_own_videos_and_tasks(api, worker, clips):
     assert status == 404
 
     keys = subprocess.run([sys.executable, "-m", "autoclip.cli", "api", "keys", "list"], env=api.env,
-                          capture_output=True, text=True, timeout=60).stdout
+                          capture_output=True, text=True, timeout=300).stdout
     bob_id = next(line.split()[0] for line in keys.splitlines() if " bob " in line)
     revoked = subprocess.run([sys.executable, "-m", "autoclip.cli", "api", "keys", "revoke", bob_id], env=api.env,
-                             capture_output=True, text=True, timeout=60)
+                             capture_output=True, text=True, timeout=300)
     assert revoked.returncode == 0
     assert api.call("GET", "/api/v1/tasks", bob)[0] == 401
     assert bob not in Path(api.env["AUTOCLIP_API_DATA_DIR"], "api.sqlite3").read_bytes().decode("latin-1")
