@@ -320,7 +320,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         described = await asyncio.gather(*(_describe(t, details=False) for t in tasks))
         return TaskPage(tasks=list(described), page=page, page_size=page_size, total=total)
 
-    @app.get("/api/v1/files/{task_id}/{kind}", tags=["tasks"], include_in_schema=True)
+    @app.get("/api/v1/files/{task_id}/{kind}", tags=["tasks"])
     async def download(task_id: str, kind: Literal["reel", "plan", "subtitles"], expires: int, sig: str):
         """A task's output from local storage (Range requests supported). The link comes signed and
         time-limited in GET /tasks/{id}, so a <video> element or a plain browser can use it."""
