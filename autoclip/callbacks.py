@@ -1,5 +1,5 @@
-"""Per-run callbacks: POST a JSON body signed with HMAC-SHA256 to the URL the caller gave, with bounded
-retries. Plain Python (the flow's state hooks call it); a callback that cannot be delivered is reported
+"""Per-run callbacks: POST a JSON body signed with HMAC-SHA256 to the URL the caller gave (through the
+downloader's SSRF guard), with bounded retries. Plain Python (the flow's state hooks call it); a callback that cannot be delivered is reported
 to the caller of `deliver`, never raised into the run."""
 
 from __future__ import annotations
@@ -8,12 +8,10 @@ import hashlib
 import hmac
 import json
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 
 from autoclip.config import Settings
-from autoclip.errors import AutoclipError, ProviderError, TransientError
+from autoclip.errors import AutoclipError
 from autoclip.retry import RetryPolicy
 
 SIGNATURE_HEADER = "X-Autoclip-Signature"
@@ -41,11 +39,20 @@ class Delivery:
     detail: str
 
 
+UNSIGNED_REFUSED = ("refused: no signing key. Save a Prefect Secret block named by "
+                    "AUTOCLIP_WEBHOOK_SECRET_BLOCK (default 'autoclip-webhook-secret') or set "
+                    "AUTOCLIP_WEBHOOK_SECRET; AUTOCLIP_CALLBACK_ALLOW_UNSIGNED=true sends unsigned callbacks")
+
+
 def deliver(url: str, payload: dict, secret: str | None, settings: Settings) -> Delivery:
-    """POST `payload` to `url` (checked like a download URL), retrying timeouts, 429 and 5xx."""
-    from autoclip.sources.http import redact_url, vet_url
+    """POST `payload` to `url` through the downloader's guard (addresses vetted and pinned, every
+    redirect re-checked), retrying timeouts, 429 and 5xx. Without a signing key nothing is sent unless
+    AUTOCLIP_CALLBACK_ALLOW_UNSIGNED says so: a receiver could not tell our callback from a forgery."""
+    from autoclip.sources.http import post_json, redact_url
 
     shown = redact_url(url)
+    if not secret and not settings.callback_allow_unsigned:
+        return Delivery(shown, False, 0, UNSIGNED_REFUSED)
     body = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()
     attempts = 0
 
@@ -53,22 +60,12 @@ def deliver(url: str, payload: dict, secret: str | None, settings: Settings) -> 
         nonlocal attempts
         attempts += 1
         timestamp = str(int(time.time()))
-        headers = {"Content-Type": "application/json", "User-Agent": "auto-clip", TIMESTAMP_HEADER: timestamp}
+        headers = {TIMESTAMP_HEADER: timestamp}
         if secret:
             headers[SIGNATURE_HEADER] = sign(secret, timestamp, body)
-        request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-        try:
-            with urllib.request.urlopen(request, timeout=settings.http_read_timeout) as reply:
-                return f"HTTP {reply.status}"
-        except urllib.error.HTTPError as exc:
-            if exc.code == 429 or exc.code >= 500:
-                raise TransientError(f"HTTP {exc.code}") from None
-            raise ProviderError(f"HTTP {exc.code} {exc.reason}") from None
-        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
-            raise TransientError(f"{getattr(exc, 'reason', exc)}") from None
+        return post_json(url, body, headers, settings)
 
     try:
-        vet_url(url, settings)
         policy = RetryPolicy(attempts=settings.callback_attempts, base_delay=settings.retry_base_delay,
                              max_delay=settings.retry_max_delay)
         detail = policy.call(f"callback to {shown}", once)

@@ -78,7 +78,7 @@ app.add_typer(automations_app, name="automations")
 
 
 @automations_app.command("apply")
-def automations_apply(file: Path = typer.Option(None, "--file", "-f", help="default: deployments/automations.yaml")) -> None:
+def automations_apply(file: Path = typer.Option(None, "--file", "-f", help="default: the automations.yaml shipped in autoclip/ops/")) -> None:
     """Create or update the automations, tag concurrency limits and the DashScope rate limit (idempotent)."""
     from autoclip.ops.automations import apply
 
@@ -126,8 +126,77 @@ def status(run_id: str = typer.Argument(..., help="flow run id")) -> None:
     sources = (run.parameters or {}).get("sources")
     if sources:
         typer.echo(f"sources:   {', '.join(map(str, sources))}")
+    if "auto-clip-plan" in by_key:  # the clip table with reasons, as the run recorded it
+        typer.echo("")
+        typer.echo(by_key["auto-clip-plan"].data)
     if state and state.is_failed():
         raise typer.Exit(1)
+
+
+api_app = typer.Typer(help="The HTTP service: upload, start, follow and download reels (docs/api.md).")
+app.add_typer(api_app, name="api")
+keys_app = typer.Typer(help="API keys (stored hashed in AUTOCLIP_API_DATA_DIR).")
+api_app.add_typer(keys_app, name="keys")
+
+
+@api_app.command("serve")
+def api_serve(host: str = typer.Option("127.0.0.1", help="address to listen on"),
+              port: int = typer.Option(8000, help="port to listen on")) -> None:
+    """Serve the API and the web page; runs go to the auto-clip deployment on PREFECT_API_URL."""
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        typer.secho("error: set PREFECT_API_URL to the Prefect server the workers use "
+                    "(e.g. http://127.0.0.1:4200/api)", fg="red", err=True)
+        raise typer.Exit(2)
+    import uvicorn
+
+    from autoclip.api.app import create_app
+
+    try:
+        application = create_app()
+    except AutoclipError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2)
+    typer.echo(f"auto-clip API on http://{host}:{port}/  (docs: /api/v1/docs)")
+    uvicorn.run(application, host=host, port=port, log_level="info")
+
+
+@keys_app.command("create")
+def api_keys_create(name: str = typer.Argument(..., help="who or what the key is for")) -> None:
+    """Create a key and print it once (only its hash is kept)."""
+    from autoclip.api.store import Store
+
+    key, secret = Store(get_settings().api_data_dir).create_key(name)
+    typer.echo(f"id:   {key.id}\nname: {key.name}\nkey:  {secret}")
+    typer.secho("keep the key now: it is not shown again", fg="yellow", err=True)
+
+
+@keys_app.command("list")
+def api_keys_list() -> None:
+    """Every key: id, name, created, revoked."""
+    import datetime
+
+    from autoclip.api.store import Store
+
+    def when(t):
+        return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if t else "-"
+
+    keys = Store(get_settings().api_data_dir).keys()
+    typer.echo(f"{'id':<13} {'name':<24} {'created':<21} revoked")
+    for key in keys:
+        typer.echo(f"{key.id:<13} {key.name:<24} {when(key.created):<21} {when(key.revoked)}")
+
+
+@keys_app.command("revoke")
+def api_keys_revoke(key_id: str = typer.Argument(..., help="the key's id (from `autoclip api keys list`)")) -> None:
+    """Revoke a key: its requests are refused from now on."""
+    from autoclip.api.store import Store
+
+    if not Store(get_settings().api_data_dir).revoke(key_id):
+        typer.secho(f"error: no active key with id {key_id}", fg="red", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked {key_id}")
 
 
 @app.command()

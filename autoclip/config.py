@@ -113,6 +113,31 @@ class Settings(BaseSettings):
     http_allow: Annotated[tuple[str, ...], NoDecode] = Field(
         (), description="hosts, IPs or CIDRs a URL may reach even though they are private/loopback")
 
+    http_download_timeout: float = Field(3600.0, gt=0, description="seconds a whole http(s) download may take")
+    callback_allow_unsigned: bool = Field(False, description="send callbacks without a signing key (else refused)")
+
+    # --- the HTTP service (`autoclip api serve`, autoclip/api/) -----------------------------------
+    api_data_dir: Path = Field(Path.home() / ".local" / "share" / "autoclip",
+                               description="API keys, uploaded videos (local storage) and the signing key")
+    output_root: Path | None = Field(None, description="where service and deployment runs write outputs; "
+                                     "default: <api_data_dir>/outputs")
+    upload_uri: str | None = Field(None, description="s3:// or oss:// prefix for uploads; unset: <api_data_dir>/videos")
+    api_deployment: str = Field("auto-clip/auto-clip", description="the deployment a task starts a run of")
+    api_rate_limit: int = Field(120, ge=1, description="requests per minute per API key")
+    api_max_files: int = Field(20, ge=1, le=500, description="files in one upload request")
+    api_cors_origins: Annotated[tuple[str, ...], NoDecode] = Field((), description="origins allowed by CORS; none: off")
+
+    source_roots: Annotated[tuple[Path, ...], NoDecode] = Field(
+        (), description="folders local sources of deployment runs may come from; default: <api_data_dir>/videos")
+
+    def resolved_output_root(self) -> Path:
+        return (self.output_root or self.api_data_dir / "outputs").expanduser().resolve()
+
+    def resolved_source_roots(self) -> list[Path]:
+        roots = self.source_roots or (self.api_data_dir / "videos",)
+        return [Path(r).expanduser().resolve() for r in roots]
+    # --- end of the HTTP service settings ---------------------------------------------------------
+
     whisper_model: str | None = Field(
         None, description="auto (per job: base detects the language per speech chunk, English-only footage "
                           "goes to tiny.en), base, tiny.en, none, or a local CTranslate2 model directory")
@@ -139,7 +164,7 @@ class Settings(BaseSettings):
     def _formats(cls, value):
         return tuple(v.lower().lstrip(".") for v in _as_list(value))
 
-    @field_validator("http_allow", mode="before")
+    @field_validator("http_allow", "api_cors_origins", "source_roots", mode="before")
     @classmethod
     def _allow(cls, value):
         return tuple(_as_list(value))

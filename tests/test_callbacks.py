@@ -30,9 +30,15 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 - http.server's naming
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                receiver.received.append({"body": body, "headers": dict(self.headers)})
+                receiver.received.append({"body": body, "headers": dict(self.headers), "path": self.path})
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
+                location = None
+                if isinstance(status, tuple):  # (307, "http://...") redirects
+                    status, location = status
                 self.send_response(status)
+                if location:
+                    self.send_header("Location", location)
+                self.send_header("Content-Length", "0")
                 self.end_headers()
 
             def log_message(self, *args):
@@ -49,7 +55,7 @@ class Receiver:
 
 @pytest.fixture
 def callback_env(monkeypatch):
-    monkeypatch.setenv("AUTOCLIP_HTTP_ALLOW", "127.0.0.1")
+    monkeypatch.setenv("AUTOCLIP_HTTP_ALLOW", "127.0.0.1:*")
     monkeypatch.setenv("AUTOCLIP_WEBHOOK_SECRET", SECRET)
     monkeypatch.setenv("AUTOCLIP_WEBHOOK_SECRET_BLOCK", "no-such-secret-block")
     monkeypatch.setenv("AUTOCLIP_RETRY_BASE_DELAY", "0.05")
@@ -127,3 +133,67 @@ def test_callbacks_to_internal_addresses_are_refused(prefect_server, callback_en
     finally:
         receiver.close()
     assert state.is_completed() and receiver.received == []
+
+
+# --- the callback sender: signing required, the downloader's guard (no flow needed) ---------------
+
+
+def _deliver(url, secret=SECRET):
+    from autoclip.callbacks import deliver
+
+    return deliver(url, {"event": "test", "text": "état ✓"}, secret, get_settings())
+
+
+def test_an_unsigned_callback_is_refused_unless_allowed(callback_env, monkeypatch):
+    receiver = Receiver()
+    try:
+        refused = _deliver(receiver.url, secret=None)
+        assert not refused.delivered and refused.attempts == 0 and receiver.received == []
+        assert "no signing key" in refused.detail and "autoclip-webhook-secret" in refused.detail
+        monkeypatch.setenv("AUTOCLIP_CALLBACK_ALLOW_UNSIGNED", "true")
+        get_settings.cache_clear()
+        sent = _deliver(receiver.url, secret=None)
+    finally:
+        receiver.close()
+    assert sent.delivered and len(receiver.received) == 1
+    got = receiver.received[0]
+    assert SIGNATURE_HEADER not in got["headers"] and got["headers"]["Content-Type"] == "application/json"
+    assert json.loads(got["body"])["text"] == "état ✓"
+
+
+def test_a_callback_carries_its_content_type_and_signature(callback_env):
+    receiver = Receiver()
+    try:
+        sent = _deliver(receiver.url)
+    finally:
+        receiver.close()
+    got = receiver.received[0]
+    assert sent.delivered and sent.detail == "HTTP 200"
+    assert got["headers"]["Content-Type"] == "application/json"
+    assert verify(SECRET, got["headers"][TIMESTAMP_HEADER], got["body"], got["headers"][SIGNATURE_HEADER])
+
+
+def test_every_callback_redirect_is_checked_again(callback_env, monkeypatch):
+    receiver = Receiver()
+    port = receiver.server.server_address[1]
+    monkeypatch.setenv("AUTOCLIP_HTTP_ALLOW", f"127.0.0.1:{port}")  # only the receiver's own port
+    get_settings.cache_clear()
+    try:
+        receiver.statuses = [(307, f"http://127.0.0.1:{port}/moved")]
+        moved = _deliver(receiver.url)
+        receiver.statuses = [(307, f"http://127.0.0.2:{port}/inside")]
+        inside = _deliver(receiver.url)
+        with socket.socket() as sock:  # another loopback port: a service the allow-list does not open
+            sock.bind(("127.0.0.1", 0))
+            other = sock.getsockname()[1]
+        receiver.statuses = [(308, f"http://127.0.0.1:{other}/admin")]
+        other_port = _deliver(receiver.url)
+        receiver.statuses = [(302, f"http://127.0.0.1:{port}/get-instead")]
+        see_other = _deliver(receiver.url)
+    finally:
+        receiver.close()
+    assert moved.delivered and [r["path"] for r in receiver.received[:2]] == ["/hook", "/moved"]
+    assert not inside.delivered and "redirects to http://127.0.0.2" in inside.detail
+    assert not other_port.delivered and f"not {other}" in other_port.detail
+    assert not see_other.delivered and "HTTP 302" in see_other.detail
+    assert [r["path"] for r in receiver.received[2:]] == ["/hook", "/hook", "/hook"]  # nothing reached beyond

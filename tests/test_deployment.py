@@ -23,7 +23,7 @@ def test_main_deployment_deploys(prefect_server):
     from prefect.flows import load_flow_from_entrypoint
 
     assert load_flow_from_entrypoint(str(ROOT / main["entrypoint"])).name == "auto-clip"
-    pool = _prefect("work-pool", "create", main["work_pool"]["name"], "--type", "process")
+    pool = _prefect("work-pool", "create", main["work_pool"]["name"], "--type", "process", "--overwrite")
     assert pool.returncode == 0, pool.stdout + pool.stderr
     deployed = _prefect("deploy", "--all")
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr

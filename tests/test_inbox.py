@@ -132,6 +132,17 @@ def test_scans_process_each_video_once_and_then_only_what_is_new(prefect_server,
 
 
 @pytest.mark.slow
+def test_a_scheduled_scan_of_a_missing_inbox_creates_it_and_completes(prefect_server, tmp_path):
+    from autoclip.flows.inbox import auto_clip_inbox
+
+    inbox = tmp_path / "fresh" / "inbox"
+    state = auto_clip_inbox(inbox=str(inbox), options=SMALL, return_state=True)
+    assert state.is_completed() and inbox.is_dir()
+    assert state.message == f"created the inbox {inbox}: nothing to do yet"
+    assert auto_clip_inbox(inbox=str(inbox), options=SMALL).message == "nothing new"
+
+
+@pytest.mark.slow
 def test_overlapping_scans_take_each_video_exactly_once(prefect_server, tmp_path, clips, monkeypatch):
     from prefect.client.orchestration import get_client
 

@@ -35,7 +35,10 @@ def _prefect(*args, timeout=300):
                           text=True, timeout=timeout, env=dict(os.environ))
 
 
-def test_rest_trigger_runs_on_a_process_worker_and_status_reads_it(prefect_server, media, tmp_path):
+def test_rest_trigger_runs_on_a_process_worker_and_status_reads_it(prefect_server, media, tmp_path, monkeypatch):
+    # a deployment run reads and writes only under the configured roots (autoclip/flows/roots.py)
+    monkeypatch.setenv("AUTOCLIP_SOURCE_ROOTS", str(media.two_shots.parent))
+    monkeypatch.setenv("AUTOCLIP_OUTPUT_ROOT", str(tmp_path))
     assert _prefect("work-pool", "create", "auto-clip-process", "--type", "process", "--overwrite").returncode == 0
     deployed = _prefect("deploy", "--name", "auto-clip")
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
@@ -59,6 +62,7 @@ def test_rest_trigger_runs_on_a_process_worker_and_status_reads_it(prefect_serve
     assert shown.returncode == 0, shown.stderr
     assert "state:     Completed" in shown.stdout and "progress:  100%" in shown.stdout
     assert f"reel:      [{out.resolve()}]" in shown.stdout  # the link artifact, as markdown
+    assert "| # | source | in | out | length | reason |" in shown.stdout  # the clip table, as the docs promise
 
 
 def test_render_limit_of_one_serialises_renders_while_analyses_go_on(prefect_server, tmp_path):

@@ -124,6 +124,13 @@ class Routes(BaseHTTPRequestHandler):
         elif path == "/stall.mp4":
             self.reply(200, bytes(1000), [("Content-Type", "video/mp4")], length=100_000)
             self.server.stop.wait(3)  # bounded: the handler ends by itself
+        elif path == "/trickle.mp4":  # a byte every 0.2 s: never idle long enough to stall
+            self.reply(200, b"", [("Content-Type", "video/mp4")], length=100_000)
+            for _ in range(50):
+                if self.server.stop.wait(0.2):
+                    break
+                self.wfile.write(b"\0")
+                self.wfile.flush()
         elif path == "/keep-open.mp4":  # ignores "Connection: close": the body ends, the socket stays
             self.reply(200, video, [("Content-Type", "video/mp4")])
             self.server.stop.wait(3)
@@ -282,7 +289,7 @@ def connections(monkeypatch) -> list[tuple[str, int]]:
 
 def configure(monkeypatch, **env):
     """Settings for a test: loopback allowed and quick retries unless the test says otherwise."""
-    values = {"HTTP_ALLOW": "127.0.0.1", "RETRY_BASE_DELAY": "0.01", "RETRY_MAX_DELAY": "0.05",
+    values = {"HTTP_ALLOW": "127.0.0.1:*", "RETRY_BASE_DELAY": "0.01", "RETRY_MAX_DELAY": "0.05",
               "RETRY_ATTEMPTS": "3", **env}
     for name, value in values.items():
         monkeypatch.setenv(f"AUTOCLIP_{name}", str(value))
@@ -339,7 +346,7 @@ def test_content_disposition_names_the_file(server, video, tmp_path, monkeypatch
 
 
 def test_allow_list_takes_a_cidr(server, video, tmp_path, monkeypatch):
-    path = fetch_http(f"{server.base}/clip.mp4", tmp_path, configure(monkeypatch, HTTP_ALLOW="127.0.0.0/8"))
+    path = fetch_http(f"{server.base}/clip.mp4", tmp_path, configure(monkeypatch, HTTP_ALLOW="127.0.0.0/8:*"))
     assert path.read_bytes() == video
 
 
@@ -558,7 +565,7 @@ def test_connection_is_pinned_to_the_vetted_address(server, video, tmp_path, mon
     resolver.names["videos.example"] = [["127.0.0.1"], ["127.0.0.2"]]
     port = server.server_port
     path = fetch_http(f"http://videos.example:{port}/clip.mp4", tmp_path,
-                      configure(monkeypatch, HTTP_ALLOW="videos.example"))
+                      configure(monkeypatch, HTTP_ALLOW="videos.example:*"))
     assert path.read_bytes() == video
     assert resolver.calls["videos.example"] == 1
     assert connections == [("127.0.0.1", port)]
@@ -590,7 +597,7 @@ def test_https_verifies_the_original_host_name(tls_server, tls_files, video, tmp
     monkeypatch.setenv("SSL_CERT_FILE", str(tls_files[0]))  # trust our self-signed certificate
     resolver.names["videos.example"] = [["127.0.0.1"]]
     resolver.names["other.example"] = [["127.0.0.1"]]
-    settings = configure(monkeypatch, HTTP_ALLOW="videos.example,other.example")
+    settings = configure(monkeypatch, HTTP_ALLOW="videos.example:*,other.example:*")
     port = tls_server.server_port
 
     path = fetch_http(f"https://videos.example:{port}/clip.mp4", tmp_path / "ok", settings)
@@ -603,3 +610,53 @@ def test_https_verifies_the_original_host_name(tls_server, tls_files, video, tmp
     assert reason.startswith("TLS certificate of other.example is not valid (")
     assert "mismatch" in reason.lower()
     assert connections == [("127.0.0.1", port)]  # refused at once: a bad certificate is not retried
+
+
+# --- the whole download's deadline, and allow-list ports (issue 9) -----------------------------------
+
+
+def test_a_trickling_server_is_stopped_by_the_whole_download_deadline(server, tmp_path, monkeypatch):
+    from autoclip.deadline import DeadlineExceeded
+
+    settings = configure(monkeypatch, HTTP_READ_TIMEOUT="1", HTTP_DOWNLOAD_TIMEOUT="1.5")
+    started = time.monotonic()
+    with pytest.raises(DeadlineExceeded) as caught:
+        fetch_http(f"{server.base}/trickle.mp4", tmp_path, settings)
+    elapsed = time.monotonic() - started
+    assert 1.4 <= elapsed < 3.5, elapsed  # the trickle alone would take 10 s; the idle timeout never fires
+    assert str(caught.value).startswith(f"{server.base}/trickle.mp4: the download did not finish within 1.5 s")
+    assert list(tmp_path.iterdir()) == []  # the partial file is gone
+
+
+def test_the_run_deadline_cuts_a_download_short(server, tmp_path, monkeypatch):
+    from autoclip.deadline import DeadlineExceeded, run_deadline
+
+    settings = configure(monkeypatch, HTTP_READ_TIMEOUT="5")  # own limit: the default hour
+    started = time.monotonic()
+    with run_deadline(1.0), pytest.raises(DeadlineExceeded):
+        fetch_http(f"{server.base}/trickle.mp4", tmp_path, settings)
+    assert time.monotonic() - started < 3
+
+
+def test_a_bare_allow_list_entry_opens_only_the_web_ports(server, tmp_path, monkeypatch):
+    url = f"{server.base}/clip.mp4"
+    port = server.server_port
+    reason = refusal(url, tmp_path, configure(monkeypatch, HTTP_ALLOW="127.0.0.1"))
+    assert reason == (f"127.0.0.1 is allowed (AUTOCLIP_HTTP_ALLOW) on port 80, 443 only, not {port} "
+                      f"(add '127.0.0.1:{port}' to reach it)")
+    reason = refusal(url, tmp_path, configure(monkeypatch, HTTP_ALLOW=f"127.0.0.1:{port + 1}"))
+    assert f"on port {port + 1} only, not {port}" in reason
+
+
+def test_an_allow_list_entry_with_the_port_lets_it_through(server, video, tmp_path, monkeypatch):
+    port = server.server_port
+    for entry in (f"127.0.0.1:{port}", f"127.0.0.0/8:{port}", "127.0.0.1:*"):
+        path = fetch_http(f"{server.base}/clip.mp4", tmp_path / entry.replace("/", "_").replace("*", "all"),
+                          configure(monkeypatch, HTTP_ALLOW=entry))
+        assert path.read_bytes() == video
+
+
+def test_an_allow_list_entry_with_a_bad_port_is_named(server, tmp_path, monkeypatch):
+    with pytest.raises(InputError) as caught:
+        fetch_http(f"{server.base}/clip.mp4", tmp_path, configure(monkeypatch, HTTP_ALLOW="127.0.0.1:http"))
+    assert str(caught.value).startswith("127.0.0.1:http: is not a valid AUTOCLIP_HTTP_ALLOW entry")

@@ -141,7 +141,7 @@ def test_mixed_sources_to_s3_with_results_in_the_bucket_and_a_cache_hit_on_a_fre
     sources = [str(sample_speech), f"s3://{bucket}/in/tv.mp4", f"{base}/phone.mp4"]
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}  # a temporary server per run
     env.update({"AUTOCLIP_STORAGE_BACKEND": "s3", "AUTOCLIP_OUTPUT_URI": f"s3://{bucket}/reels",
-                "AUTOCLIP_HTTP_ALLOW": "127.0.0.1", "AUTOCLIP_WORKSPACE_DIR": str(tmp_path / "ws")})
+                "AUTOCLIP_HTTP_ALLOW": "127.0.0.1:*", "AUTOCLIP_WORKSPACE_DIR": str(tmp_path / "ws")})
 
     def run(home: str):
         env_run = dict(env, PREFECT_HOME=str(tmp_path / home),

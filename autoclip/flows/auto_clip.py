@@ -98,6 +98,12 @@ def auto_clip(sources: list[str], options: ClipOptions | None = None, output: st
         webhook_url: optional URL that gets a signed JSON POST when the run finishes.
     """
     settings = resolve_storage(get_settings())
+    # --- runs from a deployment read and write only under the configured roots (flows/roots.py, issue 12)
+    from autoclip.flows.roots import confine, started_from_deployment
+
+    if started_from_deployment():
+        sources, output = confine(sources, output, settings)
+    # --- end of the roots check
     options = options or ClipOptions()
     logger = get_run_logger()
     progress = Progress()

@@ -14,7 +14,7 @@ log = logging.getLogger("autoclip.callbacks")
 
 def signing_secret(settings: Settings) -> str | None:
     """The callback signing key: the Prefect Secret block named AUTOCLIP_WEBHOOK_SECRET_BLOCK, else
-    AUTOCLIP_WEBHOOK_SECRET; None sends unsigned callbacks."""
+    AUTOCLIP_WEBHOOK_SECRET; with None the callback is refused unless AUTOCLIP_CALLBACK_ALLOW_UNSIGNED."""
     try:
         from prefect.blocks.system import Secret
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from pathlib import Path
 
 from prefect import flow, get_run_logger
 from prefect.client.orchestration import get_client
@@ -90,6 +91,12 @@ def auto_clip_inbox(inbox: str, output_prefix: str = "inbox-reel", options: Clip
     inbox = ib.normalize(inbox)
     run_id = str(flow_run.get_id() or uuid.uuid4())
     scan = ib.InboxScan(inbox=inbox, message="")
+    if not ib.is_object_inbox(inbox) and not Path(inbox).exists():
+        # a fresh install's scheduled scan: make the folder to drop videos into, not a failure every 15 min
+        Path(inbox).mkdir(parents=True, exist_ok=True)
+        scan.message = f"created the inbox {inbox}: nothing to do yet"
+        logger.info(scan.message)
+        return Completed(message=scan.message, data=scan)
 
     with inbox_lock(inbox):
         found = ib.pending(inbox, settings, claim_timeout=claim_timeout, retry_failed=retry_failed)

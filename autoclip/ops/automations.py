@@ -22,7 +22,9 @@ from prefect.exceptions import ObjectNotFound
 
 from autoclip.errors import AutoclipError
 
-DEFAULT_FILE = Path(__file__).resolve().parents[2] / "deployments" / "automations.yaml"
+# Shipped inside the package, so `autoclip automations apply` works after `pip install .` as well as in a
+# checkout (the repository no longer keeps a second copy under deployments/).
+DEFAULT_FILE = Path(__file__).resolve().parent / "automations.yaml"
 
 # The block type an action's `block:` refers to when the YAML gives no `block_type:`.
 DEFAULT_BLOCK_TYPES = {"call-webhook": "webhook", "send-notification": "custom-webhook"}

@@ -18,11 +18,13 @@ import posixpath
 import re
 import socket
 import ssl
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from autoclip.config import Settings
+from autoclip.deadline import DeadlineExceeded, limit
 from autoclip.errors import InputError, ProviderError, TransientError
 from autoclip.retry import RetryPolicy
 
@@ -52,7 +54,8 @@ def fetch_http(url: str, folder: Path, settings: Settings) -> Path:
     video extension). Raise InputError(url, reason) with a clear reason for anything unusable."""
     url = url.strip()
     shown = redact_url(url)
-    download = _Download(url, shown, Path(folder), settings)
+    budget = limit(settings.http_download_timeout, f"downloading {shown}")
+    download = _Download(url, shown, Path(folder), settings, ends_at=time.monotonic() + budget)
     policy = RetryPolicy.from_settings(settings)
     try:
         path = policy.call(f"downloading {shown}", download.attempt)
@@ -100,6 +103,16 @@ class _Download:
     can_resume: bool = False
     validator: str | None = None   # strong ETag or Last-Modified, sent as If-Range when resuming
     total: int | None = None       # the whole file's size, when the server said
+    ends_at: float = float("inf")  # monotonic time the whole download (all tries) must end by
+
+    def time_left(self) -> float:
+        """Seconds left for the whole download; DeadlineExceeded naming the URL once none are."""
+        left = self.ends_at - time.monotonic()
+        if left <= 0:
+            raise DeadlineExceeded(f"{self.shown}: the download did not finish within "
+                                   f"{self.settings.http_download_timeout:g} s (AUTOCLIP_HTTP_DOWNLOAD_TIMEOUT, "
+                                   "or the run's deadline)")
+        return left
 
     @property
     def part(self) -> Path | None:
@@ -112,6 +125,7 @@ class _Download:
 
     def attempt(self) -> Path:
         """One try: follow redirects, check the answer, stream the body into `.part`, then rename it."""
+        self.time_left()
         offset = self._resume_offset()
         response, connection, landed = self._open(offset)
         try:
@@ -147,6 +161,7 @@ class _Download:
         origin = _parse_target(self.url, self.shown, redirected=False)
         current = origin
         for _ in range(self.settings.http_max_redirects + 1):
+            self.time_left()
             addresses = _vet(current, self.shown, self.settings, redirected=current is not origin)
             connection = _connect(current, addresses, self.shown, self.settings)
             try:
@@ -239,13 +254,19 @@ class _Download:
         if not response.chunked:
             response.length = None
         received, overflow = offset, False
+        idle = read_timeout
         with self.part.open("ab" if offset else "wb") as out:
             while True:
+                # a server that trickles a byte now and then never stalls: the whole download's
+                # deadline is what stops it
+                if connection.socket is not None:
+                    connection.socket.settimeout(min(idle, self.time_left()))
                 try:
                     chunk = response.read1(_CHUNK)
                 except TimeoutError:
                     if end is not None and received >= end:
                         break  # all announced bytes arrived; the server just kept the connection open
+                    self.time_left()
                     raise TransientError(f"stalled: no data for {read_timeout:g} s "
                                          "(AUTOCLIP_HTTP_READ_TIMEOUT)") from None
                 except (OSError, http.client.HTTPException) as exc:
@@ -265,8 +286,8 @@ class _Download:
                     overflow = True  # keep counting (the cap above still applies) but store nothing more
                 if not overflow:
                     out.write(chunk)
-                if end is not None and received >= end and connection.socket is not None:
-                    connection.socket.settimeout(min(1.0, read_timeout))
+                if end is not None and received >= end:
+                    idle = min(1.0, read_timeout)
         if overflow:
             raise InputError(self.shown, f"sent {received} bytes, more than the {end} it announced "
                              "(Content-Length); the download cannot be trusted")
@@ -328,13 +349,22 @@ def _vet(target: _Target, shown: str, settings: Settings, redirected: bool) -> l
     addresses = list(dict.fromkeys(info[4][0].split("%")[0] for info in infos))
     if not addresses:
         raise InputError(shown, f"{target.host} resolves to no address")
-    if target.host.rstrip(".") in names:
+    name = target.host.rstrip(".")
+    if name in names and _opens(names[name], target.port):
         return addresses
     for address in addresses:
         ip = _unmapped(ipaddress.ip_address(address))
         kind = _forbidden_kind(ip)
-        if kind is None or any(ip.version == net.version and ip in net for net in networks):
+        listed = [ports for net, ports in networks if ip.version == net.version and ip in net]
+        if name in names:
+            listed.append(names[name])
+        if kind is None or any(_opens(ports, target.port) for ports in listed):
             continue
+        if listed:  # allow-listed, but not on this port
+            open_ports = sorted(set().union(*listed))
+            raise InputError(shown, f"{target.host} is allowed (AUTOCLIP_HTTP_ALLOW) on port "
+                             f"{', '.join(map(str, open_ports))} only, not {target.port} "
+                             f"(add '{target.host}:{target.port}' to reach it)")
         if redirected and literal is not None:
             reason = f"redirects to {redact_url(target.url)}, {kind} {_ALLOW_HINT}"
         elif redirected:
@@ -370,16 +400,49 @@ def _forbidden_kind(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | 
     return None
 
 
-def _allow_list(entries: tuple[str, ...]) -> tuple[set[str], list]:
-    """Split AUTOCLIP_HTTP_ALLOW into host names and networks (a bare IP is a one-address network)."""
-    names, networks = set(), []
+WEB_PORTS = frozenset({80, 443})
+
+
+def _allow_list(entries: tuple[str, ...]) -> tuple[dict[str, frozenset | None], list]:
+    """AUTOCLIP_HTTP_ALLOW as {host name: ports} and [(network, ports)]; ports None means every port.
+
+    An entry may name a port (`host:8080`, `10.0.0.5:9000`, `[::1]:8080`, `10.0.0.0/8:9000`) or every
+    port (`host:*`). An entry without a port opens only the web ports 80 and 443: allow-listing an
+    internal address must not open every service it runs (a bare `127.0.0.1` used to reach the
+    Prefect API, databases and admin consoles on the worker itself)."""
+    names: dict[str, frozenset | None] = {}
+    networks = []
     for entry in entries:
-        entry = entry.strip().lower()
+        host, ports = _split_port(entry.strip().lower())
         try:
-            networks.append(ipaddress.ip_network(entry.strip("[]"), strict=False))
+            networks.append((ipaddress.ip_network(host.strip("[]"), strict=False), ports))
         except ValueError:
-            names.add(entry.rstrip("."))
+            name = host.rstrip(".")
+            known = names.get(name, frozenset())
+            names[name] = None if ports is None or known is None else known | ports
     return names, networks
+
+
+def _split_port(entry: str) -> tuple[str, frozenset | None]:
+    """'host:8080' -> ('host', {8080}); 'host:*' -> ('host', None); 'host' -> ('host', {80, 443})."""
+    if entry.startswith("["):  # [v6] or [v6]:port
+        host, _, rest = entry[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    elif entry.count(":") == 1:
+        host, port = entry.split(":")
+    else:  # a name, an IPv4 address or network, or a bare IPv6 address or network
+        host, port = entry, ""
+    if port == "*":
+        return host, None
+    if not port:
+        return host, WEB_PORTS
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise InputError(entry, "is not a valid AUTOCLIP_HTTP_ALLOW entry (use host, host:port or host:*)")
+    return host, frozenset({int(port)})
+
+
+def _opens(ports: frozenset | None, port: int) -> bool:
+    return ports is None or port in ports
 
 
 def _ip_or_none(host: str):
@@ -556,3 +619,44 @@ def vet_url(url: str, settings: Settings) -> None:
     by the same rules as downloads (AUTOCLIP_HTTP_ALLOW lets named hosts through)."""
     shown = redact_url(url)
     _vet(_parse_target(url, shown, redirected=False), shown, settings, redirected=False)
+
+
+def post_json(url: str, body: bytes, headers: dict[str, str], settings: Settings) -> str:
+    """POST `body` (JSON) to `url` through the same guard as downloads: every hop's addresses vetted,
+    the connection pinned to them, redirects followed by hand and re-checked (only 307/308, which keep
+    the method and body). Returns 'HTTP <status>'; TransientError for 429, 5xx and network faults,
+    ProviderError for other refusals, InputError for a URL the guard refuses."""
+    from autoclip.errors import ProviderError
+
+    shown = redact_url(url)
+    origin = _parse_target(url, shown, redirected=False)
+    current = origin
+    headers = {"Content-Type": "application/json", "User-Agent": "auto-clip", **headers,
+               "Content-Length": str(len(body)), "Connection": "close"}
+    for _ in range(settings.http_max_redirects + 1):
+        addresses = _vet(current, shown, settings, redirected=current is not origin)
+        connection = _connect(current, addresses, shown, settings)
+        try:
+            sent = dict(headers)
+            if current.authorization:
+                sent["Authorization"] = current.authorization
+            connection.request("POST", current.request_path, body=body, headers=sent)
+            response = connection.getresponse()
+            status, reason = response.status, response.reason
+            location = (response.getheader("Location") or "").strip()
+            response.read(64 * 1024)
+        except TimeoutError:
+            raise TransientError(f"no answer from {current.host} within {settings.http_read_timeout:g} s") from None
+        except (OSError, http.client.HTTPException) as exc:
+            raise TransientError(f"connection to {current.host} lost ({exc})") from None
+        finally:
+            connection.close()
+        if status in (307, 308) and location:
+            current = _parse_target(urljoin(current.url, location), shown, redirected=True, origin=origin)
+            continue
+        if status == 429 or status >= 500:
+            raise TransientError(f"HTTP {status} {reason}")
+        if status >= 300:
+            raise ProviderError(f"HTTP {status} {reason}")
+        return f"HTTP {status}"
+    raise ProviderError(f"too many redirects (more than {settings.http_max_redirects})")
