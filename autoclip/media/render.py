@@ -20,6 +20,7 @@ newest `CACHE_ENTRIES` reels are kept.
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import json
 import logging
@@ -54,18 +55,72 @@ def fit_size(info: MediaInfo, width: int, height: int) -> tuple[int, int]:
     return min(w, width), min(h, height)
 
 
+SILENCE = "anullsrc=channel_layout=stereo:sample_rate=48000"
+
+
+class _Inputs:
+    """The graph's inputs, each made once. ffmpeg-python merges input nodes with equal arguments (two
+    silent clips of one length, or one cut used twice) and then refuses the graph; here every distinct
+    input is made once and each further use of it is an explicit branch of a split, so no two uses can
+    merge and the graph always holds one edge per use."""
+
+    def __init__(self, ffmpeg, wanted: list[tuple[str, tuple]]):
+        self.ffmpeg = ffmpeg
+        self.uses = collections.Counter(wanted)
+        self.branches: dict[tuple, list] = {}
+
+    def stream(self, filename: str, options: tuple, kind: str):
+        """The next unused `kind` ("video" or "audio") branch of the input (filename, options)."""
+        key = (filename, options)
+        if key not in self.branches:
+            node = self.ffmpeg.input(filename, **dict(options))
+            n = self.uses[key]
+            self.branches[key] = {
+                "video": _split(node.video, "split", n) if n > 1 else [node.video],
+                "audio": _split(node.audio, "asplit", n) if n > 1 else [node.audio]}
+        return self.branches[key][kind].pop(0)
+
+
+def _split(stream, name: str, n: int) -> list:
+    node = stream.filter_multi_output(name, n)
+    return [node.stream(i) for i in range(n)]
+
+
+def _clip_input(clip: Clip, info: MediaInfo, start: float, duration: float, precision: int) -> tuple[str, tuple]:
+    threads = (("threads", 1),) if info.width * info.height <= SINGLE_THREAD_PIXELS else ()
+    return clip.path, (("ss", f"{start:.{precision}f}"), ("t", f"{duration:.{precision}f}")) + threads
+
+
+def _silence_input(duration: float, precision: int) -> tuple[str, tuple]:
+    return SILENCE, (("f", "lavfi"), ("t", f"{duration:.{precision}f}"))
+
+
+def _audio_chain(audio, duration: float):
+    """Any sound -> 48 kHz stereo float, exactly `duration` long (padded with silence when short)."""
+    return (audio
+            .filter("aresample", 48000)
+            .filter("aformat", sample_fmts="fltp", channel_layouts="stereo")
+            .filter("apad")
+            .filter("atrim", duration=duration)
+            .filter("asetpts", "PTS-STARTPTS"))
+
+
 def build_graph(clips: list[Clip], infos: dict[str, MediaInfo], options: ClipOptions, output: str):
     """The ffmpeg-python output node for the whole reel."""
     ffmpeg = ffmpeg_python()
     W, H = options.width, options.height
-    parts = []
+    plan = []
     for clip in clips:
         info = infos[clip.path]
         duration = round(clip.duration, 3)
-        threads = {"threads": 1} if info.width * info.height <= SINGLE_THREAD_PIXELS else {}
-        src = ffmpeg.input(clip.path, ss=f"{clip.start:.3f}", t=f"{duration:.3f}", **threads)
+        source = _clip_input(clip, info, clip.start, duration, 3)
+        sound = source if info.has_audio else _silence_input(duration, 3)
+        plan.append((clip, info, duration, source, sound))
+    inputs = _Inputs(ffmpeg, [p[3] for p in plan] + [p[4] for p in plan if p[4] is not p[3]])
+    parts = []
+    for clip, info, duration, source, sound in plan:
         w, h = fit_size(info, W, H)
-        video = (src.video
+        video = (inputs.stream(*source, "video")
                  .filter("fps", fps=options.fps)
                  .filter("scale", w, h, flags="bicubic")
                  .filter("setsar", "1")
@@ -74,18 +129,7 @@ def build_graph(clips: list[Clip], infos: dict[str, MediaInfo], options: ClipOpt
                  .filter("tpad", stop_mode="clone", stop_duration=1)
                  .filter("trim", duration=duration)
                  .filter("setpts", "PTS-STARTPTS"))
-        if info.has_audio:
-            audio = src.audio
-        else:
-            audio = ffmpeg.input("anullsrc=channel_layout=stereo:sample_rate=48000", f="lavfi",
-                                 t=f"{duration:.3f}").audio
-        audio = (audio
-                 .filter("aresample", 48000)
-                 .filter("aformat", sample_fmts="fltp", channel_layouts="stereo")
-                 .filter("apad")
-                 .filter("atrim", duration=duration)
-                 .filter("asetpts", "PTS-STARTPTS"))
-        parts += [video, audio]
+        parts += [video, _audio_chain(inputs.stream(*sound, "audio"), duration)]
     joined = ffmpeg.concat(*parts, v=1, a=1).node
     return ffmpeg.output(
         joined[0], joined[1], output, vcodec="libx264", preset=options.preset, crf=options.crf,
@@ -353,20 +397,14 @@ def render_copy(clips: list[Clip], segments: list[CopySegment], infos: dict[str,
     video_only = output.with_name(output.stem + ".video.mp4")
     try:
         copy_video(segments, video_only)
-        parts = []
+        wanted = []
         for clip, seg in zip(clips, segments):
             duration = round(seg.end - seg.start, 6)
-            if infos[clip.path].has_audio:
-                audio = ffmpeg.input(clip.path, ss=f"{seg.start:.6f}", t=f"{duration:.6f}").audio
-            else:
-                audio = ffmpeg.input("anullsrc=channel_layout=stereo:sample_rate=48000", f="lavfi",
-                                     t=f"{duration:.6f}").audio
-            parts.append(audio
-                         .filter("aresample", 48000)
-                         .filter("aformat", sample_fmts="fltp", channel_layouts="stereo")
-                         .filter("apad")
-                         .filter("atrim", duration=duration)
-                         .filter("asetpts", "PTS-STARTPTS"))
+            info = infos[clip.path]
+            wanted.append((duration, _clip_input(clip, info, seg.start, duration, 6) if info.has_audio
+                           else _silence_input(duration, 6)))
+        inputs = _Inputs(ffmpeg, [w for _, w in wanted])
+        parts = [_audio_chain(inputs.stream(*w, "audio"), duration) for duration, w in wanted]
         sound = ffmpeg.concat(*parts, v=0, a=1) if len(parts) > 1 else parts[0]
         video = ffmpeg.input(str(video_only)).video
         node = ffmpeg.output(video, sound, str(output), vcodec="copy", acodec="aac", audio_bitrate="128k",
