@@ -34,7 +34,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from autoclip.config import ClipOptions
-from autoclip.errors import AutoclipError, RenderError
+from autoclip.errors import AutoclipError, RenderError, environment_fault
 from autoclip.media.ffmpeg import ffmpeg_python, graph_args, run_ffmpeg
 from autoclip.media.probe import probe
 from autoclip.models import Clip, MediaInfo
@@ -148,10 +148,14 @@ def render(clips: list[Clip], infos: dict[str, MediaInfo], options: ClipOptions,
     `source_ids` maps each clip path to a content id (sha256) for that key."""
     if not clips:
         raise RenderError("nothing to render: the plan has no clips")
-    output.parent.mkdir(parents=True, exist_ok=True)
     expected = sum(c.duration for c in clips)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{output.stem}.", suffix=".partial.mp4", dir=output.parent)
-    os.close(fd)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{output.stem}.", suffix=".partial.mp4", dir=output.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise environment_fault(exc, f"rendering {output.name}") or RenderError(
+            f"rendering {output.name}: cannot write in {output.parent}: {exc}") from exc
     tmp = Path(tmp_name)
     key = cache_key(clips, options, source_ids, allow_copy) if cache_dir else None
     try:
@@ -219,10 +223,17 @@ def _from_cache(cache_dir: Path, key: str, tmp: Path, expected: float, clips: in
         return None
     try:
         shutil.copyfile(kept, tmp)
+    except OSError as exc:
+        fault = environment_fault(exc, f"copying the kept reel into {tmp.parent}")
+        if fault:  # the workspace is full or read-only: the entry is fine, the machine is not
+            raise fault from exc
+        log.warning("render cache entry %s unreadable, rendering again: %s", kept.name, exc)
+        return None
+    try:
         info = verify(tmp, expected, clips, options)
         os.utime(kept)  # most recently used
         return info
-    except (OSError, AutoclipError) as exc:  # a damaged entry (unreadable, wrong length): render afresh
+    except AutoclipError as exc:  # a damaged entry (wrong length, broken file): render afresh
         log.warning("render cache entry %s unusable, rendering again: %s", kept.name, exc)
         kept.unlink(missing_ok=True)
         return None
