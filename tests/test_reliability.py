@@ -34,12 +34,12 @@ def test_equal_length_clips_of_a_silent_source_render(long_silent, tmp_path):
 
 
 def test_no_two_uses_of_an_input_merge(long_silent, media, tmp_path):
-    """The same cut twice and two equal silences: every use is its own branch, each input one -i."""
+    """The same cut twice and equal silences: every use is its own input (none merged, none shared)."""
     clips = [_clip(long_silent, 1.0, 3.0), _clip(media.two_shots, 0.0, 2.0, 1), _clip(long_silent, 1.0, 3.0),
              _clip(media.two_shots, 0.0, 2.0, 1)]
     infos = {str(long_silent): probe(long_silent), str(media.two_shots): probe(media.two_shots)}
     args = graph_args(build_graph(clips, infos, ClipOptions(width=320, height=240), str(tmp_path / "x.mp4")))
-    assert args.count("-i") == 3  # silent source, its silence, the sounding source: each once
+    assert args.count("-i") == 8  # four cuts and four silences (a silence under each clip's sound)
     info = render(clips, infos, ClipOptions(width=320, height=240, fps=25), tmp_path / "twice.mp4")
     assert info.duration == pytest.approx(8.0, abs=0.15)
 

@@ -72,14 +72,22 @@ _children_lock = threading.Lock()
 _NO_SPACE = ("No space left on device", "Disk quota exceeded", "Read-only file system")
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Linux: the child gets SIGKILL when the process that started it dies, even by `kill -9`."""
+def _death_signal_setter():
+    """Linux: a function for the child (between fork and exec) that makes it get SIGKILL when the process
+    that started it dies, even by `kill -9`. Resolved here, in the parent: the child may take no lock
+    (an import would wait forever on a lock another thread held at the fork)."""
+    if sys.platform != "linux":
+        return None
     try:
         import ctypes
 
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
-        pass
+        return None
+    return lambda: prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+_die_with_parent = _death_signal_setter()
 
 
 def stop_children(sig: int = signal.SIGKILL) -> int:
@@ -125,7 +133,7 @@ def run_ffmpeg(
     try:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE if want_progress else subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True,
-                                preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+                                preexec_fn=_die_with_parent)
     except OSError as exc:
         raise FFmpegError(f"{what}: cannot start ffmpeg ({exc})") from exc
     with _children_lock:

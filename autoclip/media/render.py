@@ -55,51 +55,45 @@ def fit_size(info: MediaInfo, width: int, height: int) -> tuple[int, int]:
     return min(w, width), min(h, height)
 
 
-SILENCE = "anullsrc=channel_layout=stereo:sample_rate=48000"
-
-
 class _Inputs:
-    """The graph's inputs, each made once. ffmpeg-python merges input nodes with equal arguments (two
-    silent clips of one length, or one cut used twice) and then refuses the graph; here every distinct
-    input is made once and each further use of it is an explicit branch of a split, so no two uses can
-    merge and the graph always holds one edge per use."""
+    """Opens the graph's inputs so that no two of them merge. ffmpeg-python merges input nodes whose
+    arguments are equal (two silences of one length, or one cut used twice) and then refuses the graph
+    ("multiple outgoing edges"); sharing one input through a split is no cure either, since the concat
+    filter reads segments one after the other and a split branch waiting for a later segment stalls the
+    earlier one. So every use is its own input: each silence is a source filter with its own instance name
+    (`anullsrc@clip3`), and a repeated cut of a file gets a different (harmless) packet queue size."""
 
-    def __init__(self, ffmpeg, wanted: list[tuple[str, tuple]]):
+    def __init__(self, ffmpeg):
         self.ffmpeg = ffmpeg
-        self.uses = collections.Counter(wanted)
-        self.branches: dict[tuple, list] = {}
+        self.seen: collections.Counter = collections.Counter()
 
-    def stream(self, filename: str, options: tuple, kind: str):
-        """The next unused `kind` ("video" or "audio") branch of the input (filename, options)."""
-        key = (filename, options)
-        if key not in self.branches:
-            node = self.ffmpeg.input(filename, **dict(options))
-            n = self.uses[key]
-            self.branches[key] = {
-                "video": _split(node.video, "split", n) if n > 1 else [node.video],
-                "audio": _split(node.audio, "asplit", n) if n > 1 else [node.audio]}
-        return self.branches[key][kind].pop(0)
+    def open(self, filename: str, **options):
+        key = (filename, tuple(sorted(options.items())))
+        repeat = self.seen[key]
+        self.seen[key] += 1
+        if repeat:
+            options["thread_queue_size"] = 8 + repeat
+        return self.ffmpeg.input(filename, **options)
 
+    def clip(self, clip: Clip, info: MediaInfo, start: float, duration: float, precision: int):
+        threads = {"threads": 1} if info.width * info.height <= SINGLE_THREAD_PIXELS else {}
+        return self.open(clip.path, ss=f"{start:.{precision}f}", t=f"{duration:.{precision}f}", **threads)
 
-def _split(stream, name: str, n: int) -> list:
-    node = stream.filter_multi_output(name, n)
-    return [node.stream(i) for i in range(n)]
-
-
-def _clip_input(clip: Clip, info: MediaInfo, start: float, duration: float, precision: int) -> tuple[str, tuple]:
-    threads = (("threads", 1),) if info.width * info.height <= SINGLE_THREAD_PIXELS else ()
-    return clip.path, (("ss", f"{start:.{precision}f}"), ("t", f"{duration:.{precision}f}")) + threads
+    def silence(self, n: int, duration: float, precision: int):
+        return self.open(f"anullsrc@clip{n}=channel_layout=stereo:sample_rate=48000", f="lavfi",
+                         t=f"{duration:.{precision}f}").audio
 
 
-def _silence_input(duration: float, precision: int) -> tuple[str, tuple]:
-    return SILENCE, (("f", "lavfi"), ("t", f"{duration:.{precision}f}"))
-
-
-def _audio_chain(audio, duration: float):
-    """Any sound -> 48 kHz stereo float, exactly `duration` long (padded with silence when short)."""
+def _audio_chain(audio, duration: float, silence=None):
+    """Any sound -> 48 kHz stereo float, exactly `duration` long. With `silence` (a silent input of that
+    length) the sound is followed by it before the cut, so a clip whose sound reaches the graph as nothing
+    at all (a cut shorter than one AAC frame of an 8 kHz track) still gives `duration` of silence instead
+    of an empty segment, which the concat filter refuses ("Invalid data found")."""
+    audio = audio.filter("aresample", 48000).filter("aformat", sample_fmts="fltp", channel_layouts="stereo")
+    if silence is not None:
+        silence = silence.filter("aformat", sample_fmts="fltp", channel_layouts="stereo")
+        audio = ffmpeg_python().concat(audio, silence, v=0, a=1)
     return (audio
-            .filter("aresample", 48000)
-            .filter("aformat", sample_fmts="fltp", channel_layouts="stereo")
             .filter("apad")
             .filter("atrim", duration=duration)
             .filter("asetpts", "PTS-STARTPTS"))
@@ -109,27 +103,30 @@ def build_graph(clips: list[Clip], infos: dict[str, MediaInfo], options: ClipOpt
     """The ffmpeg-python output node for the whole reel."""
     ffmpeg = ffmpeg_python()
     W, H = options.width, options.height
-    plan = []
-    for clip in clips:
+    inputs = _Inputs(ffmpeg)
+    parts = []
+    for n, clip in enumerate(clips):
         info = infos[clip.path]
         duration = round(clip.duration, 3)
-        source = _clip_input(clip, info, clip.start, duration, 3)
-        sound = source if info.has_audio else _silence_input(duration, 3)
-        plan.append((clip, info, duration, source, sound))
-    inputs = _Inputs(ffmpeg, [p[3] for p in plan] + [p[4] for p in plan if p[4] is not p[3]])
-    parts = []
-    for clip, info, duration, source, sound in plan:
+        # a whole number of output frames per clip, and the sound cut to the same length: the reel stays in
+        # sync clip after clip (a trim by duration gave 13 frames to one 0.5 s clip at 25 fps and 12 to the
+        # next, and the concat filter padded the sound each time)
+        frames = max(1, round(duration * options.fps))
+        source = inputs.clip(clip, info, clip.start, duration, 3)
         w, h = fit_size(info, W, H)
-        video = (inputs.stream(*source, "video")
+        video = (source.video
                  .filter("fps", fps=options.fps)
                  .filter("scale", w, h, flags="bicubic")
                  .filter("setsar", "1")
                  .filter("pad", W, H, (W - w) // 2, (H - h) // 2, color="black")
                  .filter("format", "yuv420p")
                  .filter("tpad", stop_mode="clone", stop_duration=1)
-                 .filter("trim", duration=duration)
+                 .filter("trim", end_frame=frames)
                  .filter("setpts", "PTS-STARTPTS"))
-        parts += [video, _audio_chain(inputs.stream(*sound, "audio"), duration)]
+        length = frames / options.fps
+        silence = inputs.silence(n, length, 6)
+        audio = _audio_chain(source.audio, length, silence) if info.has_audio else _audio_chain(silence, length)
+        parts += [video, audio]
     joined = ffmpeg.concat(*parts, v=1, a=1).node
     return ffmpeg.output(
         joined[0], joined[1], output, vcodec="libx264", preset=options.preset, crf=options.crf,
@@ -408,14 +405,14 @@ def render_copy(clips: list[Clip], segments: list[CopySegment], infos: dict[str,
     video_only = output.with_name(output.stem + ".video.mp4")
     try:
         copy_video(segments, video_only)
-        wanted = []
-        for clip, seg in zip(clips, segments):
+        inputs = _Inputs(ffmpeg)
+        parts = []
+        for n, (clip, seg) in enumerate(zip(clips, segments)):
             duration = round(seg.end - seg.start, 6)
             info = infos[clip.path]
-            wanted.append((duration, _clip_input(clip, info, seg.start, duration, 6) if info.has_audio
-                           else _silence_input(duration, 6)))
-        inputs = _Inputs(ffmpeg, [w for _, w in wanted])
-        parts = [_audio_chain(inputs.stream(*w, "audio"), duration) for duration, w in wanted]
+            silence = inputs.silence(n, duration, 6)
+            parts.append(_audio_chain(inputs.clip(clip, info, seg.start, duration, 6).audio, duration, silence)
+                         if info.has_audio else _audio_chain(silence, duration))
         sound = ffmpeg.concat(*parts, v=0, a=1) if len(parts) > 1 else parts[0]
         video = ffmpeg.input(str(video_only)).video
         node = ffmpeg.output(video, sound, str(output), vcodec="copy", acodec="aac", audio_bitrate="128k",
