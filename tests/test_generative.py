@@ -1,8 +1,8 @@
 """Generative render tests (Hypothesis): random plans over a zoo of awkward little sources, each output
 verified against the plan and against its sources.
 
-Bounded and derandomised by default (AUTOCLIP_HYPOTHESIS_EXAMPLES examples, default 10); set
-AUTOCLIP_HYPOTHESIS_EXAMPLES=500 for the larger budget (docs/operations.md).
+Bounded and derandomised by default (HYPOTHESIS_EXAMPLES examples, default 25; not an AUTOCLIP_ variable, which the test session clears); set
+HYPOTHESIS_EXAMPLES=500 for the larger budget (docs/operations.md).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from autoclip.media.probe import probe
 from autoclip.media.render import fit_size, render
 from autoclip.models import Clip, MediaInfo
 
-EXAMPLES = int(os.environ.get("AUTOCLIP_HYPOTHESIS_EXAMPLES", "10"))
+EXAMPLES = int(os.environ.get("HYPOTHESIS_EXAMPLES", "25"))
 GRID = 6
 # a picture whose every frame differs (a wave moving one 37th of the width per frame, brighter each frame)
 # and whose top and bottom differ (a vertical ramp), so a small luma grid tells frames, orientation and

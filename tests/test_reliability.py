@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import os
+
 import pytest
 
 from autoclip.config import ClipOptions
@@ -58,3 +60,81 @@ def test_copied_pictures_get_one_silence_per_clip(tmp_path):
     render_copy(clips, segments, infos, ClipOptions(**SMALL), out)  # directly: no fallback to hide a failure
     info = probe(out)
     assert info.duration == pytest.approx(4.0, abs=0.05) and info.audio_codec == "aac"
+
+
+def test_s3_upload_failure_keeps_the_result_where_it_says(s3_env, tmp_path, monkeypatch):
+    """With the s3 backend there is no local copy: a failed upload moves the finished set out of the
+    workspace (about to be removed) to the folder the error names, and leaves no object behind."""
+    from autoclip.config import get_settings
+    from autoclip.errors import StorageError
+    from autoclip.storage.outputs import destination, publish_set
+
+    monkeypatch.setenv("AUTOCLIP_STORAGE_BACKEND", "s3")
+    monkeypatch.setenv("AUTOCLIP_OUTPUT_URI", "s3://no-such-bucket-here/reels")
+    monkeypatch.setenv("AUTOCLIP_RETRY_BASE_DELAY", "0.01")
+    get_settings.cache_clear()
+    work = tmp_path / "workspace"
+    work.mkdir()
+    (work / "reel.mp4").write_bytes(b"reel")
+    (work / "reel.plan.json").write_text("{}")
+    keep = tmp_path / "unsent"
+    with pytest.raises(StorageError, match=f"kept in {keep}"):
+        publish_set([(work / "reel.mp4", ""), (work / "reel.plan.json", ".plan.json")],
+                    destination("reel.mp4", get_settings()), get_settings(), keep)
+    assert sorted(p.name for p in keep.iterdir()) == ["reel.mp4", "reel.plan.json"]
+
+
+def test_connection_errors_to_object_storage_are_retried(tmp_path):
+    """A refused connection (botocore's EndpointConnectionError, not Python's ConnectionError) is a
+    TransientError, so the one retry policy retries it."""
+    import socket
+
+    from autoclip.errors import TransientError
+    from autoclip.storage.objects import ObjectStoreConfig, upload
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: nothing listens there
+    config = ObjectStoreConfig(provider="s3", endpoint_url=f"http://127.0.0.1:{port}", region="eu-west-1",
+                               access_key_id="AKIATEST", secret_access_key="secret", addressing_style="path")
+    made = tmp_path / "r.mp4"
+    made.write_bytes(b"x")
+    with pytest.raises(TransientError):
+        upload(made, "s3://bucket/r.mp4", config)
+
+
+def test_a_new_set_removes_the_stale_sibling_and_a_failed_set_leaves_nothing(tmp_path, monkeypatch):
+    from autoclip.config import get_settings
+    from autoclip.errors import EnvironmentFault
+    from autoclip.storage import outputs
+    from autoclip.storage.outputs import destination, publish_set
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "reel.srt").write_text("old")
+    work = tmp_path / "w"
+    work.mkdir()
+    (work / "reel.mp4").write_bytes(b"new reel")
+    (work / "reel.plan.json").write_text("{}")
+    target = destination(str(out / "reel.mp4"), get_settings())
+    publish_set([(work / "reel.mp4", ""), (work / "reel.plan.json", ".plan.json")], target, get_settings(), tmp_path)
+    assert sorted(p.name for p in out.iterdir()) == ["reel.mp4", "reel.plan.json"]
+
+    # the second rename fails: the reel this run placed goes too, and no temporary file stays
+    (work / "reel.mp4").write_bytes(b"newer reel")
+    (work / "reel.plan.json").write_text("{}")
+    for p in out.iterdir():
+        p.unlink()
+    real_replace = os.replace
+    calls = []
+
+    def failing_replace(src, dst):
+        calls.append(dst)
+        if len(calls) == 4:  # two stagings, the reel's rename, then the plan's rename fails
+            raise OSError(28, "No space left on device")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(outputs.os, "replace", failing_replace)
+    with pytest.raises(EnvironmentFault, match="No space left"):
+        publish_set([(work / "reel.mp4", ""), (work / "reel.plan.json", ".plan.json")], target, get_settings(), tmp_path)
+    assert len(calls) == 4 and list(out.iterdir()) == []
