@@ -1,8 +1,8 @@
 """Generative render tests (Hypothesis): random plans over a zoo of awkward little sources, each output
 verified against the plan and against its sources.
 
-Bounded and derandomised by default (HYPOTHESIS_EXAMPLES examples, default 25; not an AUTOCLIP_ variable, which the test session clears); set
-HYPOTHESIS_EXAMPLES=500 for the larger budget (docs/operations.md).
+Bounded and derandomised by default (25 examples); HYPOTHESIS_EXAMPLES=500 sets the larger budget (not an
+AUTOCLIP_ variable: the test session clears those). See docs/architecture.md.
 """
 
 from __future__ import annotations

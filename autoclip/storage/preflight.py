@@ -38,10 +38,15 @@ def check_free_space(folder: Path, needed: int) -> None:
 
 
 def check_writable(folder: Path) -> None:
-    """Create and remove a file in `folder` (created when missing): permissions, read-only mounts."""
+    """Create and remove a file in `folder`, or (when it does not exist yet) in the nearest folder above it
+    that does, since publishing will create the rest: permissions, read-only mounts. Creates nothing."""
+    existing = folder.resolve()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(prefix=".autoclip-check.", dir=folder):
+        if not existing.is_dir():
+            raise NotADirectoryError(20, "not a folder", str(existing))
+        with tempfile.NamedTemporaryFile(prefix=".autoclip-check.", dir=existing):
             pass
     except OSError as exc:
         raise EnvironmentFault(f"the output folder {folder} is not writable: {exc.strerror or exc}") from exc
