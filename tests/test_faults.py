@@ -258,3 +258,33 @@ def _alive(pid: int) -> bool:
         return state != "Z"
     except OSError:
         return False
+
+
+@pytest.mark.slow
+def test_kill_9_mid_render_takes_ffmpeg_along_and_the_next_run_sweeps_the_workspace(prefect_server, media, tmp_path):
+    long = synth.lavfi(tmp_path / "long.mp4", "testsrc2=s=640x360:r=25", 40, audio="sine=f=440:d=40")
+    workspaces = tmp_path / "runs"
+    env = {**os.environ, "AUTOCLIP_WORKSPACE_DIR": str(workspaces), "AUTOCLIP_CACHE_DIR": str(tmp_path / "cache")}
+    proc = subprocess.Popen([sys.executable, "-m", "autoclip.cli", "run", str(long), "--duration", "30",
+                             "--preset", "veryslow", "--width", "1280", "--height", "720",
+                             "-o", str(tmp_path / "out" / "reel.mp4")],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        render_pid = _wait_for_child_ffmpeg(proc.pid, "libx264", 120)
+        assert render_pid, "the render never started"
+        proc.kill()
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    deadline = time.monotonic() + 5
+    while _alive(render_pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(render_pid)  # PR_SET_PDEATHSIG: the render died with its parent
+    assert len(list(workspaces.iterdir())) == 1  # the killed run could not clean up
+
+    done = subprocess.run([sys.executable, "-m", "autoclip.cli", "run", str(media.one_second), "--duration", "1",
+                           "--width", "320", "--height", "180", "-o", str(tmp_path / "again" / "reel.mp4")],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert list(workspaces.iterdir()) == []

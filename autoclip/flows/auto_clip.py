@@ -24,7 +24,7 @@ from autoclip.sources import expand_sources
 from autoclip.blocks import resolve_storage, results_storage
 from autoclip.flows.hooks import send_callback
 from autoclip.storage.outputs import destination
-from autoclip.storage.preflight import preflight
+from autoclip.storage.preflight import claim_workspace, preflight, sweep_abandoned
 from autoclip.tasks import events
 from autoclip.tasks.stages import (analyze_video, decide_theme_task, ingest_source, publish_task, render_task,
                                    select_clips_task)
@@ -141,7 +141,10 @@ def auto_clip(sources: list[str], options: ClipOptions | None = None, output: st
     analyze = analyze_video.with_options(result_storage=store) if store else analyze_video
     if store:
         logger.info("task results and cache records: %s", store.uri)
+    for abandoned in sweep_abandoned(settings.workspace_dir):
+        logger.warning("removed the workspace of a run that was killed: %s", abandoned)
     workspace = settings.workspace_dir / str(flow_run.get_id() or uuid.uuid4())
+    claim_workspace(workspace)
     events.emit("workspace", path=str(workspace))
     try:
         events.emit("begin", stage="ingest")

@@ -92,3 +92,39 @@ def preflight(sources: list[str], target: Destination, options: ClipOptions, set
         if "://" not in source and Path(source).expanduser().is_file():
             local_bytes += Path(source).expanduser().stat().st_size
     check_free_space(settings.workspace_dir, estimate_workspace(options, local_bytes))
+
+
+OWNER_FILE = ".owner"
+
+
+def _process_start(pid: int) -> str | None:
+    """The kernel's start time of `pid` (tells a live owner from a new process that reused its PID)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def claim_workspace(workspace: Path) -> None:
+    """Create the run's workspace and record its owner (PID and start time) for `sweep_abandoned`."""
+    workspace.mkdir(parents=True, exist_ok=True)
+    (workspace / OWNER_FILE).write_text(f"{os.getpid()} {_process_start(os.getpid()) or ''}\n")
+
+
+def sweep_abandoned(workspace_dir: Path) -> list[Path]:
+    """Remove the workspaces of runs whose process is gone (killed with -9, or the machine stopped): their
+    partial files would otherwise stay for ever. Workspaces without an owner record are left alone."""
+    removed = []
+    if not workspace_dir.is_dir():
+        return removed
+    for folder in workspace_dir.iterdir():
+        owner = folder / OWNER_FILE
+        try:
+            pid_text, _, started = owner.read_text().strip().partition(" ")
+            pid = int(pid_text)
+        except (OSError, ValueError):
+            continue
+        if _process_start(pid) is None or (started and _process_start(pid) != started):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
