@@ -101,8 +101,6 @@ def _fail(exc: BaseException, display, log_file: Path, log_handler) -> None:
     if isinstance(exc, typer.Exit):
         raise exc
     interrupted = term.signal_name(exc)
-    if display.enabled:
-        typer.echo("", err=True)  # below the progress display, on a line of its own
     logging.getLogger("autoclip").error("run failed in %s", display.stage, exc_info=exc)
     log_handler.flush()
     if interrupted:

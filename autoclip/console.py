@@ -77,6 +77,8 @@ class LiveProgress:
         if self.live:
             self.live.update(self._view())
             self.live.stop()
+            if not self.console.is_terminal:
+                self.console.print()  # rich leaves the last line of a non-terminal display open
 
     def on_event(self, kind: str, fields: dict) -> None:
         if kind == "begin":
