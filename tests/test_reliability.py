@@ -138,3 +138,47 @@ def test_a_new_set_removes_the_stale_sibling_and_a_failed_set_leaves_nothing(tmp
     with pytest.raises(EnvironmentFault, match="No space left"):
         publish_set([(work / "reel.mp4", ""), (work / "reel.plan.json", ".plan.json")], target, get_settings(), tmp_path)
     assert len(calls) == 4 and list(out.iterdir()) == []
+
+
+def test_file_urls_and_upper_case_schemes_are_understood(media, tmp_path):
+    from autoclip.config import get_settings
+    from autoclip.sources import expand_sources, ingest, is_remote, normalise
+
+    assert normalise(f"file://{media.two_shots}") == str(media.two_shots)
+    assert normalise("HTTP://example.org/a.mp4") == "http://example.org/a.mp4" and is_remote("HTTPS://x/a.mp4")
+    assert normalise("S3://bucket/a.mp4") == "s3://bucket/a.mp4"
+    paths, rejected = expand_sources([f"file://{media.two_shots}"], get_settings())
+    assert paths == [str(media.two_shots)] and rejected == []
+    video = ingest(f"file://{media.two_shots}", 0, tmp_path, get_settings())
+    assert video.info.duration > 5
+
+
+def test_one_file_reached_many_ways_is_one_source(media, tmp_path):
+    from autoclip.config import get_settings
+    from autoclip.sources import expand_sources
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.mp4").symlink_to(media.two_shots)
+    (folder / "loop").symlink_to(folder)
+    paths, _ = expand_sources([str(folder / "**" / "*.mp4"), str(media.two_shots)], get_settings())
+    assert len(paths) == 1
+
+
+def test_analysis_key_holds_the_resolved_speech_model(tmp_path, monkeypatch):
+    """The key names the model the setting resolves to and what its files are, not the setting: a model
+    that changes under the same setting (installing the speech extra under `auto`) misses the cache."""
+    from autoclip.analysis import analysis_cache_key
+    from autoclip.config import get_settings
+    from autoclip.providers import Secrets
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.bin").write_bytes(b"tiny")
+    monkeypatch.setenv("AUTOCLIP_WHISPER_MODEL", str(model))
+    get_settings.cache_clear()
+    settings = get_settings()
+    before = analysis_cache_key("0" * 64, settings, Secrets.from_settings(settings))
+    (model / "model.bin").write_bytes(b"another model")
+    after = analysis_cache_key("0" * 64, settings, Secrets.from_settings(settings))
+    assert before != after

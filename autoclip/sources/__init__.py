@@ -20,7 +20,7 @@ def normalise(source: str) -> str:
     """A source as the code expects it: a URL scheme in lower case (`HTTP://` is `http://`), and a
     `file://` URL as the local path it names."""
     scheme, sep, rest = source.partition("://")
-    if not sep or not scheme.isalpha():
+    if not sep or not (scheme[:1].isalpha() and scheme.isalnum()):
         return source
     scheme = scheme.lower()
     if scheme == "file":
