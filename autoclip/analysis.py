@@ -39,9 +39,27 @@ def code_version() -> str:
     return f"{autoclip.__version__}-{digest.hexdigest()[:10]}"
 
 
+def speech_model_identity(settings: Settings) -> str:
+    """The speech model the setting resolves to, by what it is: `auto` becomes the bundled model once the
+    speech extra is installed (and nothing before), so the key must hold the resolved model, its path and
+    a stamp of its files, not the setting."""
+    from autoclip.providers.whisper import resolve_whisper_model
+
+    model = resolve_whisper_model(settings.whisper_model)
+    if not model:
+        return "none"
+    path = Path(model)
+    if path.exists():
+        files = sorted(p for p in (path.rglob("*") if path.is_dir() else [path]) if p.is_file())
+        stamp = [(p.name, p.stat().st_size) for p in files]
+        return f"{path.resolve()}:{hashlib.sha256(repr(stamp).encode()).hexdigest()[:12]}"
+    return model  # a model name (downloaded by faster-whisper): the name is its identity
+
+
 def analysis_cache_key(sha256: str, settings: Settings, secrets: Secrets) -> str:
-    engines = hashlib.sha256(stage_signature(settings, secrets).encode()).hexdigest()[:8]
-    return f"autoclip-analysis-{sha256}-{settings.analysis_fingerprint()}-{engines}-{code_version()}"
+    engines = f"{stage_signature(settings, secrets)},whisper={speech_model_identity(settings)}"
+    digest = hashlib.sha256(engines.encode()).hexdigest()[:8]
+    return f"autoclip-analysis-{sha256}-{settings.analysis_fingerprint()}-{digest}-{code_version()}"
 
 
 def shots_with_frames(cuts: list[float], duration: float, frames: list[tuple[float, Path]], per_shot: int = 3):

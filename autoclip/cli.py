@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from pathlib import Path
 from typing import Optional
@@ -33,6 +34,9 @@ def run(
     task_runner: str = typer.Option("thread", help="where analysis fans out: thread or dask"),
     dask_address: Optional[str] = typer.Option(None, help="join this Dask scheduler (tcp://host:8786)"),
     dask_workers: Optional[int] = typer.Option(None, help="worker processes of a local Dask cluster"),
+    allow_output_among_inputs: bool = typer.Option(
+        False, "--allow-output-among-inputs", help="write the reel even over a source or into a source folder"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="show Prefect's log lines instead of the progress display"),
 ) -> None:
     """Make a highlight reel from SOURCES and print where the outputs are."""
     try:
@@ -43,6 +47,10 @@ def run(
     except ValueError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(2)
+    from rich.console import Console
+
+    from autoclip import console as term
+    from autoclip.deadline import run_deadline, run_timeout
     from autoclip.flows.auto_clip import auto_clip
 
     flow = auto_clip
@@ -51,11 +59,19 @@ def run(
 
         flow = auto_clip.with_options(task_runner=make_runner("dask" if dask_address else task_runner,
                                                               address=dask_address, workers=dask_workers))
+    if not webhook_url:  # no callback to send: no hook to run (nor its log lines)
+        flow = flow.with_options()
+        flow.on_completion_hooks, flow.on_failure_hooks, flow.on_crashed_hooks = [], [], []
+    log_file = term.open_log_file(get_settings().cache_dir / "logs")
+    log_handler = term.route_logs(log_file, verbose)
+    screen = Console(stderr=True)
+    display = term.LiveProgress(screen, enabled=not verbose)
     try:
-        result = flow(sources=list(sources), options=options, output=str(output), webhook_url=webhook_url)
-    except AutoclipError as exc:
-        typer.secho(f"error: {exc}", fg="red", err=True)
-        raise typer.Exit(1)
+        with display, run_deadline(run_timeout(), "the run (AUTOCLIP_RUN_TIMEOUT)"):
+            result = flow(sources=list(sources), options=options, output=str(output), webhook_url=webhook_url,
+                          allow_output_among_inputs=allow_output_among_inputs)
+    except BaseException as exc:  # noqa: BLE001 - every way out is one line; the details go to the log
+        _fail(exc, display, log_file, log_handler)
     typer.echo("")
     typer.secho(f"reel:      {result.reel}  ({result.duration:.1f} s, {result.clips} clips from "
                 f"{result.sources_used} source(s))", fg="green")
@@ -67,10 +83,39 @@ def run(
     if result.subtitles:
         typer.echo(f"subtitles: {result.subtitles}")
     typer.echo(f"analysis:  {result.analyses_cached} cached, {result.analyses_computed} computed")
+    for d in result.duplicates:
+        typer.secho(f"same file: {d.source} is {d.same_as}: used once", fg="yellow")
     for r in result.rejected:
         typer.secho(f"left out:  {r.source} ({r.stage}): {r.reason}", fg="yellow")
     for note in result.notes:  # every fallback and degradation (also in the plan and the run's log)
         typer.secho(f"fallback:  {note}", fg="yellow")
+
+
+def _fail(exc: BaseException, display, log_file: Path, log_handler) -> None:
+    """One line `error: <stage>: <cause>` on the terminal, the traceback in the log file; on SIGTERM or
+    SIGINT also stop every ffmpeg, the workspace and the temporary server, then leave at once."""
+    import logging
+    import shutil
+
+    from autoclip import console as term
+    from autoclip.media.ffmpeg import stop_children
+
+    if isinstance(exc, typer.Exit):
+        raise exc
+    interrupted = term.signal_name(exc)
+    logging.getLogger("autoclip").error("run failed in %s", display.stage, exc_info=exc)
+    log_handler.flush()
+    if interrupted:
+        stop_children()
+        if display.workspace:
+            shutil.rmtree(display.workspace, ignore_errors=True)
+        typer.secho(f"error: {display.stage}: stopped by {interrupted}; nothing was published", fg="red", err=True)
+        term.stop_temporary_servers()
+        logging.shutdown()
+        os._exit(130 if interrupted == "SIGINT" else 143)  # worker threads may still wait on the network
+    cause = str(exc) if isinstance(exc, AutoclipError) else f"{type(exc).__name__}: {exc}"
+    typer.secho(f"error: {display.stage}: {cause} (details: {log_file})", fg="red", err=True)
+    raise typer.Exit(1)
 
 
 automations_app = typer.Typer(help="Prefect automations (notifications) and concurrency limits.")
@@ -248,7 +293,15 @@ def main() -> None:
     # Prefect's anonymous usage telemetry races its own start-up on a temporary server and prints
     # "database is locked" noise; keep it off unless the user asked for it.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # SIGTERM outside a flow run ends the process as SIGINT would (Prefect takes SIGTERM over inside one)
+    signal.signal(signal.SIGTERM, _terminate)
     app()
+
+
+def _terminate(signum, frame) -> None:
+    from prefect.exceptions import TerminationSignal
+
+    raise TerminationSignal(signum)
 
 
 if __name__ == "__main__":

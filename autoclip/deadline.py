@@ -78,3 +78,15 @@ def limit(own: float | None, what: str) -> float | None:
         return own
     left = deadline.remaining()
     return left if own is None else min(own, left)
+
+
+def run_timeout() -> float | None:
+    """AUTOCLIP_RUN_TIMEOUT: seconds the whole run may take (unset, empty or 0: no overall limit)."""
+    import os
+
+    text = os.environ.get("AUTOCLIP_RUN_TIMEOUT", "").strip()
+    try:
+        seconds = float(text) if text else 0.0
+    except ValueError:
+        raise ValueError(f"AUTOCLIP_RUN_TIMEOUT={text!r} is not a number of seconds") from None
+    return seconds if seconds > 0 else None

@@ -45,6 +45,13 @@ class Rejection(BaseModel):
     reason: str
 
 
+class Duplicate(BaseModel):
+    """An input with the same content (sha256) as an earlier one: used once, under the earlier name."""
+
+    source: str
+    same_as: str
+
+
 class Interval(BaseModel):
     start: float
     end: float
@@ -209,6 +216,7 @@ class EditPlan(BaseModel):
     planner: PlannerInfo
     candidates: int = 0
     rejected: list[Rejection] = Field(default_factory=list)
+    duplicates: list[Duplicate] = Field(default_factory=list, description="inputs whose content was already in")
     usage: dict[str, Usage] = Field(default_factory=dict, description="model -> usage of the whole run")
     estimated_cost: float = Field(0.0, description="from AUTOCLIP_PRICES (CNY by default)")
 
@@ -229,6 +237,7 @@ class RunResult(BaseModel):
     clips: int
     sources_used: int
     rejected: list[Rejection] = Field(default_factory=list)
+    duplicates: list[Duplicate] = Field(default_factory=list)
     analyses_cached: int = 0
     analyses_computed: int = 0
     estimated_cost: float = 0.0

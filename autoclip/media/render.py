@@ -20,6 +20,7 @@ newest `CACHE_ENTRIES` reels are kept.
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import json
 import logging
@@ -33,7 +34,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from autoclip.config import ClipOptions
-from autoclip.errors import AutoclipError, RenderError
+from autoclip.errors import AutoclipError, RenderError, environment_fault
 from autoclip.media.ffmpeg import ffmpeg_python, graph_args, run_ffmpeg
 from autoclip.media.probe import probe
 from autoclip.models import Clip, MediaInfo
@@ -54,37 +55,78 @@ def fit_size(info: MediaInfo, width: int, height: int) -> tuple[int, int]:
     return min(w, width), min(h, height)
 
 
+class _Inputs:
+    """Opens the graph's inputs so that no two of them merge. ffmpeg-python merges input nodes whose
+    arguments are equal (two silences of one length, or one cut used twice) and then refuses the graph
+    ("multiple outgoing edges"); sharing one input through a split is no cure either, since the concat
+    filter reads segments one after the other and a split branch waiting for a later segment stalls the
+    earlier one. So every use is its own input: each silence is a source filter with its own instance name
+    (`anullsrc@clip3`), and a repeated cut of a file gets a different (harmless) packet queue size."""
+
+    def __init__(self, ffmpeg):
+        self.ffmpeg = ffmpeg
+        self.seen: collections.Counter = collections.Counter()
+
+    def open(self, filename: str, **options):
+        key = (filename, tuple(sorted(options.items())))
+        repeat = self.seen[key]
+        self.seen[key] += 1
+        if repeat:
+            options["thread_queue_size"] = 8 + repeat
+        return self.ffmpeg.input(filename, **options)
+
+    def clip(self, clip: Clip, info: MediaInfo, start: float, duration: float, precision: int):
+        threads = {"threads": 1} if info.width * info.height <= SINGLE_THREAD_PIXELS else {}
+        return self.open(clip.path, ss=f"{start:.{precision}f}", t=f"{duration:.{precision}f}", **threads)
+
+    def silence(self, n: int, duration: float, precision: int):
+        return self.open(f"anullsrc@clip{n}=channel_layout=stereo:sample_rate=48000", f="lavfi",
+                         t=f"{duration:.{precision}f}").audio
+
+
+def _audio_chain(audio, duration: float, silence=None):
+    """Any sound -> 48 kHz stereo float, exactly `duration` long. With `silence` (a silent input of that
+    length) the sound is followed by it before the cut, so a clip whose sound reaches the graph as nothing
+    at all (found by the generative tests: a 0.125 s cut of an 8 kHz track before another clip) still gives
+    `duration` of silence instead of an empty segment, which the concat filter refuses ("Invalid data
+    found when processing input")."""
+    audio = audio.filter("aresample", 48000).filter("aformat", sample_fmts="fltp", channel_layouts="stereo")
+    if silence is not None:
+        silence = silence.filter("aformat", sample_fmts="fltp", channel_layouts="stereo")
+        audio = ffmpeg_python().concat(audio, silence, v=0, a=1)
+    return (audio
+            .filter("apad")
+            .filter("atrim", duration=duration)
+            .filter("asetpts", "PTS-STARTPTS"))
+
+
 def build_graph(clips: list[Clip], infos: dict[str, MediaInfo], options: ClipOptions, output: str):
     """The ffmpeg-python output node for the whole reel."""
     ffmpeg = ffmpeg_python()
     W, H = options.width, options.height
+    inputs = _Inputs(ffmpeg)
     parts = []
-    for clip in clips:
+    for n, clip in enumerate(clips):
         info = infos[clip.path]
         duration = round(clip.duration, 3)
-        threads = {"threads": 1} if info.width * info.height <= SINGLE_THREAD_PIXELS else {}
-        src = ffmpeg.input(clip.path, ss=f"{clip.start:.3f}", t=f"{duration:.3f}", **threads)
+        # a whole number of output frames per clip, and the sound cut to the same length: the reel stays in
+        # sync clip after clip (a trim by duration gave 13 frames to one 0.5 s clip at 25 fps and 12 to the
+        # next, and the concat filter padded the sound each time)
+        frames = max(1, round(duration * options.fps))
+        source = inputs.clip(clip, info, clip.start, duration, 3)
         w, h = fit_size(info, W, H)
-        video = (src.video
+        video = (source.video
                  .filter("fps", fps=options.fps)
                  .filter("scale", w, h, flags="bicubic")
                  .filter("setsar", "1")
                  .filter("pad", W, H, (W - w) // 2, (H - h) // 2, color="black")
                  .filter("format", "yuv420p")
                  .filter("tpad", stop_mode="clone", stop_duration=1)
-                 .filter("trim", duration=duration)
+                 .filter("trim", end_frame=frames)
                  .filter("setpts", "PTS-STARTPTS"))
-        if info.has_audio:
-            audio = src.audio
-        else:
-            audio = ffmpeg.input("anullsrc=channel_layout=stereo:sample_rate=48000", f="lavfi",
-                                 t=f"{duration:.3f}").audio
-        audio = (audio
-                 .filter("aresample", 48000)
-                 .filter("aformat", sample_fmts="fltp", channel_layouts="stereo")
-                 .filter("apad")
-                 .filter("atrim", duration=duration)
-                 .filter("asetpts", "PTS-STARTPTS"))
+        length = frames / options.fps
+        silence = inputs.silence(n, length, 6)
+        audio = _audio_chain(source.audio, length, silence) if info.has_audio else _audio_chain(silence, length)
         parts += [video, audio]
     joined = ffmpeg.concat(*parts, v=1, a=1).node
     return ffmpeg.output(
@@ -104,10 +146,14 @@ def render(clips: list[Clip], infos: dict[str, MediaInfo], options: ClipOptions,
     `source_ids` maps each clip path to a content id (sha256) for that key."""
     if not clips:
         raise RenderError("nothing to render: the plan has no clips")
-    output.parent.mkdir(parents=True, exist_ok=True)
     expected = sum(c.duration for c in clips)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{output.stem}.", suffix=".partial.mp4", dir=output.parent)
-    os.close(fd)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{output.stem}.", suffix=".partial.mp4", dir=output.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise environment_fault(exc, f"rendering {output.name}") or RenderError(
+            f"rendering {output.name}: cannot write in {output.parent}: {exc}") from exc
     tmp = Path(tmp_name)
     key = cache_key(clips, options, source_ids, allow_copy) if cache_dir else None
     try:
@@ -175,10 +221,17 @@ def _from_cache(cache_dir: Path, key: str, tmp: Path, expected: float, clips: in
         return None
     try:
         shutil.copyfile(kept, tmp)
+    except OSError as exc:
+        fault = environment_fault(exc, f"copying the kept reel into {tmp.parent}")
+        if fault:  # the workspace is full or read-only: the entry is fine, the machine is not
+            raise fault from exc
+        log.warning("render cache entry %s unreadable, rendering again: %s", kept.name, exc)
+        return None
+    try:
         info = verify(tmp, expected, clips, options)
         os.utime(kept)  # most recently used
         return info
-    except (OSError, AutoclipError) as exc:  # a damaged entry (unreadable, wrong length): render afresh
+    except AutoclipError as exc:  # a damaged entry (wrong length, broken file): render afresh
         log.warning("render cache entry %s unusable, rendering again: %s", kept.name, exc)
         kept.unlink(missing_ok=True)
         return None
@@ -353,20 +406,14 @@ def render_copy(clips: list[Clip], segments: list[CopySegment], infos: dict[str,
     video_only = output.with_name(output.stem + ".video.mp4")
     try:
         copy_video(segments, video_only)
+        inputs = _Inputs(ffmpeg)
         parts = []
-        for clip, seg in zip(clips, segments):
+        for n, (clip, seg) in enumerate(zip(clips, segments)):
             duration = round(seg.end - seg.start, 6)
-            if infos[clip.path].has_audio:
-                audio = ffmpeg.input(clip.path, ss=f"{seg.start:.6f}", t=f"{duration:.6f}").audio
-            else:
-                audio = ffmpeg.input("anullsrc=channel_layout=stereo:sample_rate=48000", f="lavfi",
-                                     t=f"{duration:.6f}").audio
-            parts.append(audio
-                         .filter("aresample", 48000)
-                         .filter("aformat", sample_fmts="fltp", channel_layouts="stereo")
-                         .filter("apad")
-                         .filter("atrim", duration=duration)
-                         .filter("asetpts", "PTS-STARTPTS"))
+            info = infos[clip.path]
+            silence = inputs.silence(n, duration, 6)
+            parts.append(_audio_chain(inputs.clip(clip, info, seg.start, duration, 6).audio, duration, silence)
+                         if info.has_audio else _audio_chain(silence, duration))
         sound = ffmpeg.concat(*parts, v=0, a=1) if len(parts) > 1 else parts[0]
         video = ffmpeg.input(str(video_only)).video
         node = ffmpeg.output(video, sound, str(output), vcodec="copy", acodec="aac", audio_bitrate="128k",

@@ -16,8 +16,25 @@ _OBJECT = ("s3://", "oss://")
 _WEB = ("http://", "https://")
 
 
+def normalise(source: str) -> str:
+    """A source as the code expects it: a URL scheme in lower case (`HTTP://` is `http://`), and a
+    `file://` URL as the local path it names."""
+    scheme, sep, rest = source.partition("://")
+    if not sep or not (scheme[:1].isalpha() and scheme.isalnum()):
+        return source
+    scheme = scheme.lower()
+    if scheme == "file":
+        from urllib.parse import unquote, urlsplit
+
+        parts = urlsplit(f"file://{rest}")
+        if parts.netloc not in ("", "localhost"):
+            return source  # file://host/share: not a local path; reported as missing with its name
+        return unquote(parts.path)
+    return f"{scheme}://{rest}"
+
+
 def is_remote(source: str) -> bool:
-    return source.startswith(_OBJECT + _WEB)
+    return normalise(source).startswith(_OBJECT + _WEB)
 
 
 def expand_sources(sources: list[str], settings: Settings) -> tuple[list[str], list[Rejection]]:
@@ -27,7 +44,8 @@ def expand_sources(sources: list[str], settings: Settings) -> tuple[list[str], l
 
     found: list[str] = []
     rejected: list[Rejection] = []
-    for source in sources:
+    for given in sources:
+        source = normalise(given)
         if source.startswith(_OBJECT) and source.endswith("/"):
             scheme = source.split("://", 1)[0]
             try:
@@ -45,7 +63,26 @@ def expand_sources(sources: list[str], settings: Settings) -> tuple[list[str], l
             paths, problems = expand_local([source], settings.supported_formats)
             found += paths
             rejected += problems
-    return list(dict.fromkeys(found)), rejected
+    return _distinct(found), rejected
+
+
+def _distinct(found: list[str]) -> list[str]:
+    """Each file once: a link, a second path or a glob through a symlink loop to the same file is the same
+    source (copies with other inode are caught later, by their sha256)."""
+    seen: set = set()
+    kept = []
+    for source in found:
+        key = source
+        if not is_remote(source):
+            try:
+                st = Path(source).expanduser().stat()
+                key = (st.st_dev, st.st_ino)
+            except OSError:
+                key = source  # missing: ingest says so, once
+        if key not in seen:
+            seen.add(key)
+            kept.append(source)
+    return kept
 
 
 def _reason(exc: Exception) -> str:
@@ -70,6 +107,7 @@ def fetch(source: str, folder: Path, settings: Settings) -> Path:
 
 def ingest(source: str, index: int, workspace: Path, settings: Settings) -> SourceVideo:
     """Fetch (when remote), check, probe, hash and place one source; InputError naming it when unusable."""
+    source = normalise(source)
     if is_remote(source):
         path = fetch(source, workspace / "downloads" / f"{index:03d}", settings)
     else:

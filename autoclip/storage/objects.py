@@ -83,11 +83,47 @@ def classify_error(uri: str, exc: Exception, config: ObjectStoreConfig) -> Excep
         return InputError(uri, "no such object or bucket")
     if isinstance(exc, PermissionError) or status in (401, 403) or "AccessDenied" in text:
         return InputError(uri, f"access denied ({text})")
-    if status is not None and (status >= 500 or status == 429) or isinstance(exc, (ConnectionError, TimeoutError)):
+    if status is not None and (status >= 500 or status == 429) or _is_connection_fault(exc):
         return TransientError(f"{uri}: {text}")
     if isinstance(exc, OSError) and not status:
         return TransientError(f"{uri}: {text}")
     return StorageError(f"{uri}: {text}")
+
+
+def _is_connection_fault(exc: BaseException) -> bool:
+    """A refused or dropped connection or a timeout, by any client's name for it (botocore's and aiohttp's
+    connection errors are not Python's ConnectionError)."""
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, (ConnectionError, TimeoutError)):
+            return True
+        names = {cls.__name__ for cls in type(seen).__mro__}
+        if names & {"EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError",
+                    "ClientConnectorError", "ServerDisconnectedError", "ClientOSError", "RequestError"}:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def check_bucket(uri: str, config: ObjectStoreConfig) -> None:
+    """Preflight: the bucket of `uri` exists and these credentials may use it (EnvironmentFault if not)."""
+    from autoclip.errors import EnvironmentFault
+
+    scheme, bucket, _ = split_uri(uri)
+    try:
+        if scheme == "oss" and config.addressing_style != "path":
+            config.oss_bucket(bucket).get_bucket_info()
+            return
+        fs = config.filesystem()
+        if not fs.exists(bucket):
+            raise FileNotFoundError(bucket)
+    except Exception as exc:  # noqa: BLE001 - classified below
+        fault = classify_error(uri, exc, config)
+        if isinstance(fault, InputError):
+            raise EnvironmentFault(f"output bucket {scheme}://{bucket}: {fault.reason}") from exc
+        if isinstance(fault, TransientError):
+            raise EnvironmentFault(f"output bucket {scheme}://{bucket} cannot be reached: {fault}") from exc
+        raise EnvironmentFault(f"output bucket {scheme}://{bucket}: {fault}") from exc
 
 
 def list_videos(uri: str, config: ObjectStoreConfig, formats: tuple[str, ...]) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from uuid import UUID
 
 from prefect import get_run_logger, task
 from prefect.exceptions import MissingContextError
@@ -20,7 +21,8 @@ from autoclip.planning.two_pass import decide_theme, plan_edit
 from autoclip.planning.llm import language_model
 from autoclip.providers import Secrets
 from autoclip.sources import ingest
-from autoclip.storage.outputs import Published, destination, publish
+from autoclip.storage.outputs import Published, destination, publish_set
+from autoclip.tasks import events
 from autoclip.tasks.policy import RETRY_DELAYS, retry_transient
 from autoclip.tasks.provider_faults import run_budget
 
@@ -110,19 +112,40 @@ def select_clips_task(pairs: list[tuple[SourceVideo, VideoAnalysis]], theme: The
     return plan.model_copy(update={"usage": usage, "estimated_cost": estimate_cost(usage, settings.prices)})
 
 
+def _render_progress(artifact_id):
+    """The render's percent to the console and, every 5 %, to the run's progress artifact (70-90 %)."""
+    from prefect.artifacts import update_progress_artifact
+
+    last = [-1]
+
+    def report(fraction: float) -> None:
+        percent = int(fraction * 100)
+        events.emit("render", percent=percent)
+        if artifact_id and percent // 5 > last[0]:
+            last[0] = percent // 5
+            try:
+                update_progress_artifact(artifact_id, 70 + 20 * fraction, description=f"auto-clip: rendering {percent}%")
+            except Exception:  # noqa: BLE001 - progress is a courtesy; the render goes on
+                pass
+
+    return report
+
+
 @task(name="render", tags=["render"])
-def render_task(plan: EditPlan, videos: list[SourceVideo], options: ClipOptions, output: str) -> float:
+def render_task(plan: EditPlan, videos: list[SourceVideo], options: ClipOptions, output: str,
+                progress_id: UUID | None = None) -> float:
     infos = {v.path: v.info for v in videos}
     settings = get_settings()
     # the same cuts of the same content with the same options are not encoded twice (re-runs, resumes)
     return render(plan.clips, infos, options, Path(output), cache_dir=settings.cache_dir / "renders",
-                  source_ids={v.path: v.sha256 for v in videos}).duration
+                  source_ids={v.path: v.sha256 for v in videos},
+                  on_progress=_render_progress(progress_id)).duration
 
 
 @task(name="publish", tags=["publish"])
-def publish_task(files: list[tuple[str, str]], output: str) -> list[Published]:
-    """Each (local file, suffix) to its place beside the reel's destination; the reel first."""
+def publish_task(files: list[tuple[str, str]], output: str, keep: str) -> list[Published]:
+    """The (local file, suffix) pairs as one set beside the reel's destination, the reel first; `keep` is
+    where finished files go when an upload fails and there is no local destination."""
     settings = run_settings()[0]
-    target = destination(output, settings)
-    return [publish(Path(local), target if not suffix else target.sibling(suffix), settings)
-            for local, suffix in files]
+    return publish_set([(Path(local), suffix) for local, suffix in files], destination(output, settings),
+                       settings, Path(keep))

@@ -1,0 +1,122 @@
+"""What a person at the terminal sees during `autoclip run`: a live progress display (stages, each
+video's analysis, the render's percent) instead of Prefect's log lines, one line per error, and the
+details (Prefect's logs, tracebacks) in a log file. Prefect's logs still reach the API (the UI)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+from rich.text import Text
+
+from autoclip.tasks import events
+
+LOGS_KEPT = 20
+
+
+def open_log_file(folder: Path) -> Path:
+    """A new log file for this run under `folder` (the newest LOGS_KEPT are kept)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in sorted(folder.glob("run-*.log"), key=lambda p: p.stat().st_mtime)[:-LOGS_KEPT]:
+        old.unlink(missing_ok=True)
+    return folder / f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+
+
+def route_logs(log_file: Path, verbose: bool) -> logging.Handler:
+    """Prefect's and auto-clip's log records go to `log_file`; on the terminal only with `verbose`.
+    Prefect's API handler (the UI) is left as it is."""
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    handler = logging.FileHandler(log_file, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler.setLevel(logging.DEBUG if verbose else logging.INFO)
+    loggers = [logging.getLogger(), *(logging.getLogger(n) for n in list(logging.root.manager.loggerDict))]
+    for logger in loggers:
+        for h in getattr(logger, "handlers", []):
+            if isinstance(h, PrefectConsoleHandler) and not verbose:
+                h.setLevel(logging.CRITICAL + 1)
+    for name in ("prefect", "autoclip"):
+        logging.getLogger(name).addHandler(handler)
+    logging.getLogger("autoclip").setLevel(logging.INFO)
+    return handler
+
+
+class LiveProgress:
+    """A rich live display fed by `autoclip.tasks.events`: the overall stage and percent, one line per
+    analysed video, the render's percent. Remembers the stage an error happened in."""
+
+    def __init__(self, console: Console, enabled: bool = True):
+        self.console = console
+        self.enabled = enabled
+        self.stage = "preflight"
+        self.workspace: str | None = None
+        self.videos: list[Text] = []
+        self.bars = Progress(TextColumn("{task.description:<10}"), BarColumn(), TaskProgressColumn(),
+                             TextColumn("{task.fields[note]}"), console=console, transient=False)
+        self.overall = self.bars.add_task("run", total=100, note="starting")
+        self.render = None
+        self.live = Live(self._view(), console=console, refresh_per_second=8, transient=False) if enabled else None
+
+    def _view(self):
+        return Group(self.bars, *self.videos[-12:])
+
+    def __enter__(self):
+        self.stop = events.listen(self.on_event)
+        if self.live:
+            self.live.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        if self.live:
+            self.live.update(self._view())
+            self.live.stop()
+            if not self.console.is_terminal:
+                self.console.print()  # rich leaves the last line of a non-terminal display open
+
+    def on_event(self, kind: str, fields: dict) -> None:
+        if kind == "begin":
+            self.stage = fields["stage"]
+        elif kind == "workspace":
+            self.workspace = fields["path"]
+        elif kind == "stage":
+            self.bars.update(self.overall, completed=fields["percent"], note=fields["text"])
+        elif kind == "video":
+            mark = "[green]ok[/]" if fields["ok"] else "[yellow]left out[/]"
+            self.videos.append(Text.from_markup(f"  analysed {fields['name']}: {mark}"))
+        elif kind == "render":
+            if self.render is None:
+                self.render = self.bars.add_task("render", total=100, note="")
+            self.bars.update(self.render, completed=fields["percent"])
+        if self.live:
+            self.live.update(self._view())
+
+
+def stop_temporary_servers() -> None:
+    """The temporary Prefect server a run started (no PREFECT_API_URL) goes with the run, even when the
+    process is about to leave without running its exit handlers."""
+    try:
+        from prefect.server.api.server import SubprocessASGIServer
+    except ImportError:  # pragma: no cover
+        return
+    for server in list(SubprocessASGIServer._instances.values()):
+        try:
+            server.stop()
+        except Exception:  # noqa: BLE001 - stopping is best effort on the way out
+            pass
+
+
+def signal_name(exc: BaseException) -> str | None:
+    """The signal behind an interruption (SIGINT, SIGTERM), None for any other exception."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "SIGINT"
+    number = getattr(exc, "signal", None)
+    if number is not None and type(exc).__name__ == "TerminationSignal":
+        return signal.Signals(number).name
+    return None
