@@ -236,3 +236,29 @@ def test_failures_are_recorded_and_retried_only_on_request(prefect_server, tmp_p
     assert "no usable video" in retried.failed[str(inbox.resolve() / "notes.mp4")]
     statuses = {Path(e["source"]).name: (e["status"], e["attempts"]) for e in _ledger(inbox).values()}
     assert statuses == {"a.mp4": ("done", 1), "notes.mp4": ("failed", 1)}
+
+
+def test_a_run_the_machine_fails_gives_its_videos_back_for_the_next_scan(prefect_server, tmp_path, clips,
+                                                                        monkeypatch):
+    """A killed ffmpeg is the machine's fault: the videos stay pending, not failed for good."""
+    from autoclip.flows.inbox import auto_clip_inbox
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    shutil.copy(clips[0], inbox / "a.mp4")
+    killed = tmp_path / "ffmpeg-killed"
+    killed.write_text("#!/bin/sh\nkill -9 $$\n")
+    killed.chmod(0o755)
+    monkeypatch.setenv("AUTOCLIP_FFMPEG_BINARY", str(killed))
+    get_settings.cache_clear()
+
+    first = auto_clip_inbox(inbox=str(inbox), options=SMALL, settle_seconds=0)
+    assert first.processed == [] and first.failed == {} and first.reel is None
+    assert "not because of its 1 video(s)" in first.message and "killed by signal 9" in first.message
+    assert [e["status"] for e in _ledger(inbox).values()] == ["retry"]
+
+    monkeypatch.delenv("AUTOCLIP_FFMPEG_BINARY")
+    get_settings.cache_clear()
+    second = auto_clip_inbox(inbox=str(inbox), options=SMALL, settle_seconds=0)
+    assert [Path(s).name for s in second.processed] == ["a.mp4"] and second.reel
+    assert [e["status"] for e in _ledger(inbox).values()] == ["done"]

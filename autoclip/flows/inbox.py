@@ -28,6 +28,7 @@ from prefect.states import Completed
 
 from autoclip.blocks import resolve_storage
 from autoclip.config import ClipOptions, get_settings
+from autoclip.errors import is_source_fault
 from autoclip.flows.auto_clip import auto_clip
 from autoclip.sources import inbox as ib
 
@@ -66,6 +67,15 @@ def _failure(state) -> str:
     if isinstance(exc, BaseException):
         return ib.describe_error(exc)
     return state.message or state.name
+
+
+def _videos_to_blame(state) -> bool:
+    """Whether a failed run failed because of its videos (every one unusable), not the machine."""
+    try:
+        exc = state.result(raise_on_failure=False)
+    except Exception:  # noqa: BLE001 - an unreadable result says nothing against the videos
+        return False
+    return isinstance(exc, BaseException) and is_source_fault(exc)
 
 
 @flow(name="auto-clip-inbox", description="Scan an inbox folder or object prefix and make one reel of the new videos.")
@@ -145,12 +155,19 @@ def auto_clip_inbox(inbox: str, output_prefix: str = "inbox-reel", options: Clip
         scan.reel, scan.reel_url = result.reel, result.reel_url
         scan.message = f"made {result.reel} from {len(used)} new video(s)" + (
             f", {len(left_out)} left out" if left_out else "")
-    else:
+    elif _videos_to_blame(state):
         reason = _failure(state)
         with inbox_lock(inbox):
             ib.mark_failed(inbox, claimed, run_id, settings, reason)
         scan.failed.update({i.source: reason for i in claimed})
         scan.message = f"the run failed for {len(claimed)} video(s): {reason} (retry with retry_failed=True)"
+        logger.error("%s", scan.message)
+    else:  # the machine failed (disk, killed tool, storage, keys): the videos are tried again next scan
+        reason = _failure(state)
+        with inbox_lock(inbox):
+            ib.release(inbox, claimed, run_id, settings, reason)
+        scan.waiting = [i.source for i in claimed] + scan.waiting
+        scan.message = f"the run failed, not because of its {len(claimed)} video(s): {reason}; the next scan tries again"
         logger.error("%s", scan.message)
     logger.info("%s", scan.message)
     return Completed(message=scan.message, data=scan)

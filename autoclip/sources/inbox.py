@@ -38,6 +38,7 @@ from autoclip.sources import expand_sources
 
 __all__ = ["CLAIM_TIMEOUT", "InboxScan", "Item", "LEDGER_DIR", "claim", "describe_error", "forget",
            "is_object_inbox", "list_items", "load_ledger", "lock_name", "mark_done", "mark_failed", "normalize",
+           "release",
            "pending", "reel_location", "settled"]
 
 LEDGER_DIR = ".autoclip"
@@ -382,6 +383,13 @@ def mark_failed(inbox: str, items: list[Item], run_id: str, settings: Settings, 
     if isinstance(reason, dict):
         return _finish(inbox, items, run_id, settings, "failed", reasons=reason, reason="failed", now=now)
     return _finish(inbox, items, run_id, settings, "failed", reason=reason, now=now)
+
+
+def release(inbox: str, items: list[Item], run_id: str, settings: Settings, reason: str, *,
+            now: datetime | None = None) -> int:
+    """Give claimed `items` back as pending: the run failed for a reason of the machine (disk, killed tool,
+    storage, keys), not of the videos, so the next scan tries them again."""
+    return _finish(inbox, items, run_id, settings, "retry", reason=reason, now=now)
 
 
 def forget(inbox: str, settings: Settings, *, status: str = "failed", sources: list[str] | None = None) -> int:
