@@ -32,9 +32,12 @@ you're they're let's can't don't didn't isn't wasn't won't i've we've you've i'l
 真的 其实 可能 应该 需要 已经 这么 那么 只是 一样 比较 起来 出来 进行 以及 对于 关于 通过""".split())
 _CJK_NUMERALS = set("零一二三四五六七八九十百千万亿两几第")
 
+ON_TOPIC = 0.25  # a sentence this close to the job's most on-theme one (0-1) is on topic
 MATERIAL = 0.15  # a source whose best moment scores below this has nothing but silence or tone to offer
 NEAR_DUPLICATE = 0.7  # term overlap (Jaccard) above which two spoken moments say the same thing
-KIND_BASE = {"speech": 0.3, "sound_event": 0.85, "visual_event": 0.6, "footage": 0.25, "quiet": 0.02}
+KIND_BASE = {"speech": 0.3, "sound_event": 0.85, "visual_event": 0.6, "footage": 0.15, "quiet": 0.02}
+FILLER = 0.3  # below this a moment is filler (off-topic talk, plain footage, quiet) ...
+FILL_SHARE = 0.75  # ... used only when better moments cannot fill this share of the budget
 PAD_ESTIMATE = 0.2  # seconds the timeline adds around a pick (pads inside pauses), counted in the budget
 
 
@@ -46,8 +49,18 @@ def content_terms(text: str) -> list[str]:
             continue
         if (is_cjk(term[0]) and len(term) < 2) or (not is_cjk(term[0]) and len(term) < 3):
             continue
-        out.append(term)
+        out.append(term if is_cjk(term[0]) else _singular(term))
     return out
+
+
+def _singular(word: str) -> str:
+    """A crude English stem, the same for every text, so 'robots', 'robot's' and 'robot' match."""
+    for tail in ("'s", "’s"):
+        if word.endswith(tail):
+            word = word[: -len(tail)]
+    if len(word) > 4 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        word = word[:-1]
+    return word
 
 
 def term_weights(texts_by_source: list[str]) -> dict[str, float]:
@@ -127,7 +140,8 @@ class HeuristicPlanner:
             motion = c.activity / top_activity
             parts: list[str] = []
             if c.kind == "speech" and has_words and c.text:
-                score = KIND_BASE["speech"] * 0.3 + 0.85 * theme
+                # on-topic and off-topic talk kept apart: a clear step between them, then by strength
+                score = (0.55 if theme >= ON_TOPIC else 0.1) + 0.4 * theme
                 hits = sorted((t for t in set(content_terms(c.text)) if weights.get(t, 0) >= 0.2),
                               key=lambda t: -weights[t])[:3]
                 if hits:
@@ -143,8 +157,10 @@ class HeuristicPlanner:
                 score = KIND_BASE.get(c.kind, 0.2)
                 if c.kind == "sound_event":
                     score += 0.15 * level
-                elif c.kind in ("visual_event", "footage"):
+                elif c.kind == "visual_event":
                     score += 0.2 * motion + 0.05 * min(c.shot_cuts, 3)
+                elif c.kind == "footage":
+                    score += 0.1 * motion
                 parts.append(c.kind.replace("_", " ") + (f": {c.detail}" if c.detail else ""))
             if c.kind != "quiet":
                 parts.append(f"level {c.loudness_db:.0f} dBFS" if c.loudness_db > -90 else "no audio")
@@ -167,6 +183,10 @@ class HeuristicPlanner:
 
         def weight(c: Candidate) -> float:
             return c.duration + PAD_ESTIMATE
+
+        def value(c: Candidate) -> float:
+            """Moments count (an editor's reel is a set of moments); seconds only break ties."""
+            return score[c.id] * (1 + 0.05 * c.duration)
 
         def clashes(c: Candidate) -> bool:
             return any(o.video_index == c.video_index and o.start < c.end and c.start < o.end for o in chosen) \
@@ -198,16 +218,20 @@ class HeuristicPlanner:
         if without and with_material != list(best):
             notes.append(f"left out {', '.join(names.get(v, str(v)) for v in without)}: nothing but silence "
                          f"or steady tone")
-        # 2. the rest of the budget: the most valuable set of whole moments (a knapsack)
-        room = budget - sum(weight(c) for c in chosen)
-        for _ in range(20):
-            pool = [c for c in usable if c not in chosen and not clashes(c) and score[c.id] > 0]
-            picked = _knapsack(pool, room, lambda c: score[c.id] * c.duration, weight)
-            clash = _first_clash(picked, score)
-            if clash is None:
-                chosen += picked
+        # 2. the rest of the budget: the most valuable set of whole moments (a knapsack), filler only when
+        # the good moments cannot fill most of the budget
+        for bar in (FILLER, 1e-9):
+            room = budget - sum(weight(c) for c in chosen)
+            if bar < FILLER and budget - room >= FILL_SHARE * budget:
                 break
-            usable = [c for c in usable if c.id != clash.id]  # the weaker of two overlapping moments goes
+            for _ in range(20):
+                pool = [c for c in usable if c not in chosen and not clashes(c) and score[c.id] >= bar]
+                picked = _knapsack(pool, room, value, weight)
+                clash = _first_clash(picked, score)
+                if clash is None:
+                    chosen += picked
+                    break
+                usable = [c for c in usable if c.id != clash.id]  # the weaker of two overlapping moments goes
         # 3. the planner and validation agree: what validation would refuse is never proposed
         by_id = {c.id: c for c in request.candidates}
         while len(chosen) > 1 and selection_problems(Selection(picks=[Pick(segment_id=c.id) for c in chosen]),

@@ -32,6 +32,7 @@ TONE_FLATNESS = 0.06  # below this, and steady in level, a sound is a tone (test
 TONE_STEADY_DB = 1.5
 VISUAL_CUTS = 3  # this many shot cuts within VISUAL_WINDOW seconds is a burst of cuts
 VISUAL_WINDOW = 4.0
+MOVING = 0.004  # mean scene score per second above which a picture moves (a still test card stays at 0)
 VISUAL_ACTIVITY = 3.0  # or picture activity this many times the video's median (and at least 0.08)
 
 
@@ -78,7 +79,25 @@ def sentences(analysis: VideoAnalysis) -> list[Moment]:
             out.append(Moment(start=current[0].start, end=max(w.end for w in current), kind="speech",
                               text=join_words([w.text for w in current])))
             current = []
-    return out
+    return _snap_to_voice(out, analysis)
+
+
+VOICE_SNAP = 0.5  # how far a sentence edge moves out to where its sound starts or stops
+
+
+def _snap_to_voice(found: list[Moment], analysis: VideoAnalysis) -> list[Moment]:
+    """Word times from a decoder are often late at the start and early at the end (Whisper's by 0.1-0.3 s):
+    a sentence starts where the sound it sits in starts, and ends where it stops, when that is close by."""
+    voiced = analysis.speech
+    for k, m in enumerate(found):
+        floor = found[k - 1].end if k else 0.0
+        ceiling = found[k + 1].start if k + 1 < len(found) else analysis.duration
+        for v in voiced:
+            if v.start < m.start <= v.end and m.start - v.start <= VOICE_SNAP:
+                m.start = round(max(v.start, floor), 3)
+            if v.start <= m.end < v.end and v.end - m.end <= VOICE_SNAP:
+                m.end = round(min(v.end, ceiling), 3)
+    return found
 
 
 def pauses(analysis: VideoAnalysis) -> list[Interval]:
@@ -154,20 +173,22 @@ def sound_events(analysis: VideoAnalysis, max_len: float) -> list[Moment]:
     if ref is None:
         return []
     found: list[Moment] = []
-    loud = [v >= ref + BURST_DB for v in levels]
+    silent = _silent_steps(analysis)
+    tonal = _tonal_steps(analysis)
+    loud = [v >= ref + BURST_DB and not t for v, t in zip(levels, tonal)]
     for a, b in _runs(loud, step, BURST_MIN):
         peak = max(levels[int(a / step):int(round(b / step))])
         found.append(Moment(a, b, "sound_event", f"loud burst {peak - ref:+.0f} dB over the video's typical level"))
-    silent = _silent_steps(analysis)
     if analysis.flatness:
         noisy = [f >= NOISE_FLATNESS and not quiet for f, quiet in zip(analysis.flatness, silent)]
         for a, b in _runs(noisy, step, NOISE_MIN):
             found.append(Moment(a, b, "sound_event", "sustained noise-like sound (applause, cheering, crowd)"))
     per_second = max(1, int(1 / step))
-    for i in range(per_second, len(levels) - per_second):
-        before = sum(levels[i - per_second:i]) / per_second
+    for i in range(per_second, len(levels) - per_second):  # louder than the talk, out of quiet: music, a crowd
+        before = max(ref - 30.0, sum(levels[i - per_second:i]) / per_second)
         after = sum(levels[i:i + per_second]) / per_second
-        if after - before >= ONSET_DB and not silent[i] and (i == per_second or levels[i - 1] < levels[i]):
+        if (after - before >= ONSET_DB and after >= ref + BURST_DB / 2 and not silent[i] and not tonal[i]
+                and levels[i - 1] < levels[i]):
             end = i
             while end < len(levels) and levels[end] >= after - 6 and (end - i) * step < max_len:
                 end += 1
@@ -175,6 +196,17 @@ def sound_events(analysis: VideoAnalysis, max_len: float) -> list[Moment]:
                 found.append(Moment(round(i * step, 3), round(end * step, 3), "sound_event",
                                     f"sound starts {after - before:+.0f} dB over the second before"))
     return _merge_moments(found, max_len)
+
+
+def _tonal_steps(analysis: VideoAnalysis) -> list[bool]:
+    """Steps of a steady tone (test card, hum, feedback): tone-like spectrum and a level that does not move."""
+    levels, flat = analysis.loudness_db, analysis.flatness
+    out = [False] * len(levels)
+    for i in range(1, len(levels) - 1):
+        if i < len(flat) and flat[i] < TONE_FLATNESS and abs(levels[i] - levels[i - 1]) < TONE_STEADY_DB \
+                and abs(levels[i + 1] - levels[i]) < TONE_STEADY_DB:
+            out[i] = True
+    return out
 
 
 def _merge_moments(moments: list[Moment], max_len: float) -> list[Moment]:
@@ -185,8 +217,8 @@ def _merge_moments(moments: list[Moment], max_len: float) -> list[Moment]:
         if out and m.start <= out[-1].end:
             last = out[-1]
             last.end = max(last.end, m.end)
-            if m.detail not in last.detail:
-                last.detail = f"{last.detail}; {m.detail}"
+            if not any(d.split()[:2] == m.detail.split()[:2] for d in last.detail.split("; ")):
+                last.detail = f"{last.detail}; {m.detail}"  # each kind of evidence once
             continue
         out.append(Moment(m.start, m.end, m.kind, m.detail, m.text))
     for m in out:
@@ -209,12 +241,13 @@ def visual_events(analysis: VideoAnalysis, max_len: float) -> list[Moment]:
             i = j + 1
         else:
             i += 1
-    if analysis.activity:
+    if analysis.activity:  # motion, not cuts: a second holding a cut scores high for the cut alone
         median = statistics.median(analysis.activity)
         bar = max(0.08, VISUAL_ACTIVITY * median)
-        for a, b in _runs([v >= bar for v in analysis.activity], 1.0, 1.0, bridge=0):
-            found.append(Moment(a, min(b, analysis.duration), "visual_event",
-                                "fast motion" if median > 0 else "picture changes"))
+        cut_seconds = {int(c) for c in cuts}
+        moving = [v >= bar and k not in cut_seconds for k, v in enumerate(analysis.activity)]
+        for a, b in _runs(moving, 1.0, 2.0, bridge=0):
+            found.append(Moment(a, min(b, analysis.duration), "visual_event", "fast motion"))
     return _merge_moments(found, max_len)
 
 
@@ -237,16 +270,13 @@ def _label_rest(analysis: VideoAnalysis, start: float, end: float, has_words: bo
     if not analysis.loudness_db:
         return [Moment(start, end, "footage", "picture only")]
     silent = _silent_steps(analysis)
+    tonal = _tonal_steps(analysis)
     labels = []
     lo, hi = int(start / step), max(int(start / step) + 1, int(round(end / step)))
     for i in range(lo, min(hi, len(analysis.loudness_db))):
-        flat = analysis.flatness[i] if i < len(analysis.flatness) else None
-        steady = (0 < i < len(analysis.loudness_db) - 1
-                  and abs(analysis.loudness_db[i] - analysis.loudness_db[i - 1]) < TONE_STEADY_DB
-                  and abs(analysis.loudness_db[i + 1] - analysis.loudness_db[i]) < TONE_STEADY_DB)
         if silent[i]:
             labels.append("silence")
-        elif flat is not None and flat < TONE_FLATNESS and steady:
+        elif tonal[i]:
             labels.append("tone")
         else:
             labels.append("sound")
@@ -272,10 +302,14 @@ def _label_rest(analysis: VideoAnalysis, start: float, end: float, has_words: bo
         a, b = max(a, start), min(b, end)
         if b <= a:
             continue
-        if label == "silence":
-            out.append(Moment(a, b, "quiet", "silence"))
+        moving = _mean(analysis.activity, a, b) >= MOVING
+        if label in ("silence", "tone") and moving:
+            out.append(Moment(a, b, "footage", "moving picture, " + ("no sound" if label == "silence"
+                                                                      else "steady tone")))
+        elif label == "silence":
+            out.append(Moment(a, b, "quiet", "silence, still picture"))
         elif label == "tone":
-            out.append(Moment(a, b, "quiet", "steady tone (test card or hum)"))
+            out.append(Moment(a, b, "quiet", "steady tone, still picture (test card or hum)"))
         elif has_words:
             out.append(Moment(a, b, "footage", "sound without speech"))
         else:

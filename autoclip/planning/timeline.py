@@ -14,7 +14,7 @@ from autoclip.errors import PlanError
 from autoclip.models import Candidate, Clip, Interval, Pick, SourceVideo, VideoAnalysis
 from autoclip.planning.segments import Moment, pauses, sentences
 
-PAD = 0.25  # breathing room before the first and after the last word, taken from the pause around it
+PAD = 0.3  # breathing room before the first and after the last word, taken from the pause around it
 EXTEND_INTO_SENTENCE = 3.0  # a boundary inside a sentence moves out to its edge when that is this close
 MERGE_GAP = 0.6  # picks of one video closer than this play as one clip, pause included
 MIN_CLIP = 0.5  # shorter than this is a flash, not a clip
@@ -51,7 +51,11 @@ class Guide:
         """t moved out of any sentence, then padded back into the pause before it (half of it at most)."""
         s = self.inside_sentence(t)
         if s:
-            t = s.start if t - s.start <= EXTEND_INTO_SENTENCE else s.end
+            if t - s.start <= EXTEND_INTO_SENTENCE:
+                t = s.start
+            else:  # start after the sentence, clear of its last word (word ends are often given early)
+                p = self.pause_at(s.end)
+                return min(self.limit, s.end + min(PAD, (p.end - s.end) / 2 if p is not None else 0.0))
         p = self.pause_at(t)
         if p is not None and self.sentences:
             room = t - p.start if p.start > 0 else t
@@ -63,7 +67,11 @@ class Guide:
     def clean_end(self, t: float) -> float:
         s = self.inside_sentence(t)
         if s:
-            t = s.end if s.end - t <= EXTEND_INTO_SENTENCE else s.start
+            if s.end - t <= EXTEND_INTO_SENTENCE:
+                t = s.end
+            else:  # end before the sentence, clear of its first word
+                p = self.pause_at(s.start)
+                return max(0.0, s.start - min(PAD, (s.start - p.start) / 2 if p is not None else 0.0))
         p = self.pause_at(t)
         if p is not None and self.sentences:
             room = p.end - t if p.end < self.limit else self.limit - t
@@ -144,16 +152,21 @@ def fit_budget(clips: list[Clip], target: float, min_clip: float,
     guides = guides or {}
     if not clips or sum(c.duration for c in clips) <= target + 1e-6:
         return clips
-    for clip in clips:  # the pads go first: they are breathing room, not content
+    # the pads go first (breathing room, not content), each in proportion, only as much as needed
+    room: list[tuple[float, float]] = []
+    for clip in clips:
         guide = guides.get(clip.video_index)
-        if guide is None:
-            continue
-        p = guide.pause_at(clip.start)
-        if p is not None and guide.sentences and clip.start < p.end:
-            clip.start = round(min(p.end, clip.start + PAD, clip.end), 3)
-        p = guide.pause_at(clip.end)
-        if p is not None and guide.sentences and clip.end > p.start:
-            clip.end = round(max(p.start, clip.end - PAD, clip.start), 3)
+        before = after = 0.0
+        if guide is not None and guide.sentences:
+            p = guide.pause_at(clip.start)
+            before = max(0.0, min(PAD, p.end - clip.start)) if p is not None else 0.0
+            p = guide.pause_at(clip.end)
+            after = max(0.0, min(PAD, clip.end - p.start)) if p is not None else 0.0
+        room.append((before, min(after, max(0.0, clip.duration - before))))
+    excess = sum(c.duration for c in clips) - target
+    share = min(1.0, excess / max(1e-9, sum(a + b for a, b in room)))
+    for clip, (before, after) in zip(clips, room):
+        clip.start, clip.end = round(clip.start + before * share, 3), round(clip.end - after * share, 3)
     while sum(c.duration for c in clips) > target + 1e-6:  # then whole sentences from the ends of clips
         excess = sum(c.duration for c in clips) - target
         options = []
