@@ -92,12 +92,12 @@ def _applause(seconds: float, rng: np.random.Generator) -> np.ndarray:
     return np.clip(out * ramp, -0.99, 0.99)
 
 
-def make_corpus(folder: Path, ffmpeg: str) -> Corpus:
-    """Four videos of one event; the planted truth is the exact place of every piece."""
+def make_corpus(folder: Path, ffmpeg: str, videos: int = 4) -> Corpus:
+    """Up to four videos of one event; the planted truth is the exact place of every piece."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(10)
     corpus = Corpus(videos=[])
-    for v in range(4):
+    for v in range(videos):
         theme = THEME[v]
         talk = SMALL_TALK[v]
         plan = [("card", 3.0, ""), ("silence", 1.0, ""), ("theme", 0, theme[0]), ("silence", 1.2, ""),

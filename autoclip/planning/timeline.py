@@ -8,6 +8,7 @@ The budget is met by choosing whole clips (a knapsack), and a clip is only ever 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from autoclip.errors import PlanError
@@ -60,11 +61,15 @@ class Guide:
         if p is not None and self.sentences:
             room = t - p.start if p.start > 0 else t
             new = t - min(PAD, room / 2 if p.start > 0 else room)
+            before = self.inside_sentence(new)
+            new = before.end if before else new
             cuts = [c for c in self.shot_cuts if new <= c <= t]
             t = cuts[-1] if cuts else new
         return max(0.0, t)
 
     def clean_end(self, t: float) -> float:
+        if t >= self.limit:  # the decodable end comes first
+            return self.limit
         s = self.inside_sentence(t)
         if s:
             if s.end - t <= EXTEND_INTO_SENTENCE:
@@ -76,6 +81,8 @@ class Guide:
         if p is not None and self.sentences:
             room = p.end - t if p.end < self.limit else self.limit - t
             new = t + min(PAD, room / 2 if p.end < self.limit else room)
+            after = self.inside_sentence(new)
+            new = after.start if after else new
             cuts = [c for c in self.shot_cuts if t <= c <= new]
             t = cuts[0] if cuts else new
         return min(self.limit, t)
@@ -92,6 +99,22 @@ class Guide:
                 room = (p.end - s.end) / 2 if p is not None and p.end < self.limit else PAD
                 options.append(min(latest, s.end + min(PAD, room)))
         options = [t for t in options if t - start >= MIN_CLIP]
+        return max(options) if options else None
+
+    def grow(self, start: float, end: float, length: float) -> tuple[float, float]:
+        """The span widened to `length` (or the whole video, when shorter), ends never inside a sentence."""
+        if self.limit <= length:
+            return 0.0, self.limit
+        end2 = min(self.limit, start + length)
+        start2 = max(0.0, end2 - length)
+        if self.inside_sentence(end2) or self.inside_sentence(start2):
+            return start, end
+        return min(start, start2), max(end, end2)
+
+    def latest_word_pause(self, start: float, latest: float) -> float | None:
+        """The latest end at or before `latest` in a real pause between words (inside a sentence)."""
+        options = [min(latest, p.start + min(PAD, (p.end - p.start) / 2)) for p in self.pauses
+                   if start + MIN_CLIP <= p.start <= latest]
         return max(options) if options else None
 
 
@@ -121,7 +144,9 @@ def build_clips(picks: list[Pick], candidates: dict[int, Candidate],
         video, _ = videos[cand.video_index]
         guide = guides[cand.video_index]
         start, end = guide.clean_start(cand.start), guide.clean_end(cand.end)
-        if end - start < MIN_CLIP:
+        if end - start < MIN_CLIP:  # a flash: grown into the time around it where no sentence is cut
+            start, end = guide.grow(start, max(end, start), MIN_CLIP)
+        if end - start < min(MIN_CLIP, guide.limit) - 1e-6 or end <= start:
             continue
         clip = Clip(video_index=video.index, source=video.source, name=video.name, path=video.path,
                     start=round(start, 3), end=round(end, 3), reason=pick.reason, segment_ids=[cand.id])
@@ -167,19 +192,19 @@ def fit_budget(clips: list[Clip], target: float, min_clip: float,
     share = min(1.0, excess / max(1e-9, sum(a + b for a, b in room)))
     for clip, (before, after) in zip(clips, room):
         clip.start, clip.end = round(clip.start + before * share, 3), round(clip.end - after * share, 3)
-    while sum(c.duration for c in clips) > target + 1e-6:  # then whole sentences from the ends of clips
-        excess = sum(c.duration for c in clips) - target
+    while sum(c.duration for c in clips) > target + 1e-3:  # then whole sentences from the ends of clips
+        excess = sum(c.duration for c in clips) - target + 1e-3
         options = []
         for clip in clips:
             guide = guides.get(clip.video_index)
             end = guide.latest_end(clip.start, clip.end - excess) if guide else clip.end - excess
-            if end is not None and end - clip.start >= min(min_clip, clip.duration) and end < clip.end:
+            if end is not None and end - clip.start >= min(min_clip, clip.duration) and end < clip.end - 1e-3:
                 options.append((clip.end - end, -clip.duration, id(clip), clip, end))
         if not options:
             break
         _, _, _, clip, end = min(options)  # the one that loses least beyond what must go
-        clip.end = round(end, 3)
-    if sum(c.duration for c in clips) <= target + 1e-6:
+        clip.end = math.floor(end * 1000) / 1000
+    if sum(c.duration for c in clips) <= target + 1e-3:
         return [c for c in clips if c.duration >= MIN_CLIP]
     kept = set(_knapsack(clips, target))
     out = [c for k, c in enumerate(clips) if k in kept]
@@ -190,11 +215,17 @@ def fit_budget(clips: list[Clip], target: float, min_clip: float,
         guide = guides.get(clip.video_index)
         end = guide.latest_end(clip.start, clip.start + room) if guide else clip.start + room
         if end is not None and end - clip.start >= min(min_clip, room):
-            clip.end = round(end, 3)
+            clip.end = math.floor(end * 1000) / 1000
             out.insert(sum(1 for j in kept if j < k), clip)
             room -= clip.duration
             kept.add(k)
-    if not out:
+    if not out:  # not one sentence fits: the first clip, ended at the last pause between words that fits
+        clip = clips[0]
+        guide = guides.get(clip.video_index)
+        end = guide.latest_word_pause(clip.start, clip.start + target) if guide else None
+        clip.end = math.floor((end if end is not None else clip.start + target) * 1000) / 1000
+        out = [clip]
+    if len(out) == 1 and out[0].duration < min(MIN_CLIP, guides[out[0].video_index].limit if guides else MIN_CLIP) - 1e-3:
         raise PlanError("no clips left after fitting the plan to its duration budget")
     return out
 
@@ -205,7 +236,7 @@ def _knapsack(clips: list[Clip], target: float, resolution: float = 0.1) -> list
     import numpy as np
 
     capacity = int(target / resolution + 1e-6)
-    weights = [int(round(c.duration / resolution)) for c in clips]
+    weights = [int(math.ceil(c.duration / resolution - 1e-9)) for c in clips]
     first_of_video: set[int] = set()
     seen: set[int] = set()
     for k, c in enumerate(clips):
