@@ -165,7 +165,9 @@ def _flatness(block: np.ndarray, taper: np.ndarray, band: np.ndarray, db: list[f
     power = np.abs(np.fft.rfft(cut * taper, axis=2)) ** 2
     power = power[:, :, band] + 1e-12
     per_frame = np.exp(np.mean(np.log(power), axis=2)) / np.mean(power, axis=2)
-    values = np.mean(per_frame, axis=1)
+    # weighted by each frame's energy: the digital silence in a step that ends a word is not "white noise"
+    energy = np.mean(power, axis=2)
+    values = np.sum(per_frame * energy, axis=1) / np.maximum(np.sum(energy, axis=1), 1e-30)
     return [0.0 if level < _FLATNESS_FLOOR_DB else round(float(v), 3) for v, level in zip(values, db)]
 
 

@@ -192,22 +192,27 @@ class HeuristicPlanner:
             return any(o.video_index == c.video_index and o.start < c.end and c.start < o.end for o in chosen) \
                 or any(_near_duplicate(c, o) for o in chosen)
 
-        # 1. one moment per source with material, best sources first, while the budget holds them
+        # 1. one moment per source with material, best sources first, while the budget holds them; a moment
+        # without speech may be cut anywhere, so it is planned at a fair share of the budget at most
         best = {v: max(cs, key=lambda c: (score[c.id], -c.duration)) for v, cs in by_video.items()}
         with_material = [v for v in best if score[best[v].id] >= MATERIAL] or list(best)
         without = sorted(set(best) - set(with_material))
+        share = max(request.min_clip, budget / max(1, len(with_material)))
+        planned: dict[int, float] = {}
+
+        def first_weight(c: Candidate) -> float:
+            return weight(c) if c.kind == "speech" else min(weight(c), share)
+
         left_out = []
         for video in sorted(with_material, key=lambda v: -score[best[v].id]):
-            room = budget - sum(weight(c) for c in chosen)
-            fitting = [c for c in by_video[video] if weight(c) <= room and score[c.id] >= MATERIAL]
+            room = budget - sum(planned.values())
+            fitting = [c for c in by_video[video] if first_weight(c) <= room + 1e-9 and score[c.id] >= MATERIAL]
             if not fitting and not chosen:  # nothing fits at all: the best moment, shortened at a pause
                 fitting = [best[video]]
-            if not fitting:
-                shortenable = [c for c in by_video[video] if c.kind != "speech" and score[c.id] >= MATERIAL]
-                if shortenable and room >= request.min_clip:
-                    fitting = shortenable
             if fitting:
-                chosen.append(max(fitting, key=lambda c: (score[c.id] * min(c.duration, room), score[c.id])))
+                pick = max(fitting, key=lambda c: (score[c.id], -c.duration))
+                chosen.append(pick)
+                planned[pick.id] = min(first_weight(pick), budget)
             else:
                 left_out.append(video)
         if left_out:
@@ -221,7 +226,7 @@ class HeuristicPlanner:
         # 2. the rest of the budget: the most valuable set of whole moments (a knapsack), filler only when
         # the good moments cannot fill most of the budget
         for bar in (FILLER, 1e-9):
-            room = budget - sum(weight(c) for c in chosen)
+            room = budget - sum(planned.get(c.id, weight(c)) for c in chosen)
             if bar < FILLER and budget - room >= FILL_SHARE * budget:
                 break
             for _ in range(20):

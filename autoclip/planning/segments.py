@@ -25,7 +25,6 @@ MAX_GAP_IN_SEGMENT = 0.75  # a fragment shorter than min_len joins a neighbour o
 MIN_CANDIDATE = 0.5  # shorter pieces are flashes, not moments (unless a video has nothing else)
 BURST_DB = 6.0  # a sound event: this much above the video's typical voiced level ...
 BURST_MIN = 0.75  # ... for at least this long
-ONSET_DB = 15.0  # or a rise this large over the second before it (music or cheering starting)
 NOISE_FLATNESS = 0.35  # spectral flatness above this is noise-like (applause, cheering, crowd, rain)
 NOISE_MIN = 1.0  # sustained noise-like sound counts as an event from this long
 TONE_FLATNESS = 0.06  # below this, and steady in level, a sound is a tone (test card, hum): not content
@@ -147,8 +146,9 @@ def typical_level(analysis: VideoAnalysis) -> float | None:
     return statistics.median(voiced) if voiced else None
 
 
-def _runs(flags: list[bool], step: float, min_len: float, bridge: int = 1) -> list[tuple[float, float]]:
-    """Runs of True at least min_len long, holes of up to `bridge` steps bridged."""
+def _runs(flags: list[bool], step: float, min_len: float, bridge: int = 1,
+          breaks: list[bool] | None = None) -> list[tuple[float, float]]:
+    """Runs of True at least min_len long, holes of up to `bridge` steps bridged (never a `breaks` step)."""
     out: list[tuple[float, float]] = []
     start = None
     hole = 0
@@ -157,7 +157,7 @@ def _runs(flags: list[bool], step: float, min_len: float, bridge: int = 1) -> li
             start = i if start is None else start
             hole = 0
         elif start is not None:
-            hole += 1
+            hole += 1 if not (breaks and i < len(breaks) and breaks[i]) else bridge + 1
             if hole > bridge:
                 end = i - hole + 1
                 if (end - start) * step >= min_len:
@@ -167,7 +167,8 @@ def _runs(flags: list[bool], step: float, min_len: float, bridge: int = 1) -> li
 
 
 def sound_events(analysis: VideoAnalysis, max_len: float) -> list[Moment]:
-    """Loud bursts, sustained noise-like sound and onsets after quiet, from the loudness and flatness curves."""
+    """Loud bursts and sustained noise-like sound, from the loudness and flatness curves. (An onset detector
+    that tells music starting from a voice starting needs more than these two curves: not yet.)"""
     levels, step = analysis.loudness_db, analysis.loudness_step
     ref = typical_level(analysis)
     if ref is None:
@@ -176,25 +177,13 @@ def sound_events(analysis: VideoAnalysis, max_len: float) -> list[Moment]:
     silent = _silent_steps(analysis)
     tonal = _tonal_steps(analysis)
     loud = [v >= ref + BURST_DB and not t for v, t in zip(levels, tonal)]
-    for a, b in _runs(loud, step, BURST_MIN):
+    for a, b in _runs(loud, step, BURST_MIN, breaks=silent):
         peak = max(levels[int(a / step):int(round(b / step))])
         found.append(Moment(a, b, "sound_event", f"loud burst {peak - ref:+.0f} dB over the video's typical level"))
     if analysis.flatness:
         noisy = [f >= NOISE_FLATNESS and not quiet for f, quiet in zip(analysis.flatness, silent)]
-        for a, b in _runs(noisy, step, NOISE_MIN):
+        for a, b in _runs(noisy, step, NOISE_MIN, breaks=silent):
             found.append(Moment(a, b, "sound_event", "sustained noise-like sound (applause, cheering, crowd)"))
-    per_second = max(1, int(1 / step))
-    for i in range(per_second, len(levels) - per_second):  # louder than the talk, out of quiet: music, a crowd
-        before = max(ref - 30.0, sum(levels[i - per_second:i]) / per_second)
-        after = sum(levels[i:i + per_second]) / per_second
-        if (after - before >= ONSET_DB and after >= ref + BURST_DB / 2 and not silent[i] and not tonal[i]
-                and levels[i - 1] < levels[i]):
-            end = i
-            while end < len(levels) and levels[end] >= after - 6 and (end - i) * step < max_len:
-                end += 1
-            if (end - i) * step >= BURST_MIN:
-                found.append(Moment(round(i * step, 3), round(end * step, 3), "sound_event",
-                                    f"sound starts {after - before:+.0f} dB over the second before"))
     return _merge_moments(found, max_len)
 
 
@@ -280,7 +269,8 @@ def _label_rest(analysis: VideoAnalysis, start: float, end: float, has_words: bo
             labels.append("tone")
         else:
             labels.append("sound")
-    # runs of one label; a label shorter than a second is absorbed by its neighbour (a breath, a click)
+    # runs of one label; a short quiet gap between sounds is a pause inside them (a breath between words),
+    # and a blip of sound in the quiet is a click: neither is a moment of its own
     runs: list[list] = []
     for i, label in enumerate(labels):
         t = (lo + i) * step
@@ -288,15 +278,20 @@ def _label_rest(analysis: VideoAnalysis, start: float, end: float, has_words: bo
             runs[-1][1] = t + step
         else:
             runs.append([t, t + step, label])
+    for k in range(1, len(runs) - 1):
+        if runs[k][2] != "sound" and runs[k][1] - runs[k][0] < SENTENCE_PAUSE \
+                and runs[k - 1][2] == "sound" == runs[k + 1][2]:
+            runs[k][2] = "sound"
+    for k, run in enumerate(runs):  # (at the edges, a leftover of the event next to it)
+        blip = 0.5 if k in (0, len(runs) - 1) else 0.3
+        if run[2] == "sound" and run[1] - run[0] < blip and len(runs) > 1:
+            run[2] = runs[k - 1][2] if k else runs[k + 1][2]
     merged: list[list] = []
     for run in runs:
-        if merged and (run[1] - run[0] < 1.0 or merged[-1][1] - merged[-1][0] < 1.0) and run[2] != merged[-1][2]:
-            longer = run if run[1] - run[0] > merged[-1][1] - merged[-1][0] else merged[-1]
-            merged[-1] = [merged[-1][0], run[1], longer[2]]
-        elif merged and merged[-1][2] == run[2]:
+        if merged and merged[-1][2] == run[2]:
             merged[-1][1] = run[1]
         else:
-            merged.append(run)
+            merged.append(list(run))
     out = []
     for a, b, label in merged:
         a, b = max(a, start), min(b, end)

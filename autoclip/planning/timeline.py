@@ -200,6 +200,13 @@ def fit_budget(clips: list[Clip], target: float, min_clip: float,
             end = guide.latest_end(clip.start, clip.end - excess) if guide else clip.end - excess
             if end is not None and end - clip.start >= min(min_clip, clip.duration) and end < clip.end - 1e-3:
                 options.append((clip.end - end, -clip.duration, id(clip), clip, end))
+        if not options:  # no one clip can give it all: the one that can give most gives what it can
+            for clip in clips:
+                guide = guides.get(clip.video_index)
+                floor = clip.start + min(min_clip, clip.duration)
+                end = guide.latest_end(clip.start, floor) if guide else floor
+                if end is not None and end < clip.end - 1e-3:
+                    options.append((-(clip.end - end), -clip.duration, id(clip), clip, end))
         if not options:
             break
         _, _, _, clip, end = min(options)  # the one that loses least beyond what must go
