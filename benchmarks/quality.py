@@ -6,13 +6,13 @@ Generates a deterministic corpus (espeak-ng speech, ffmpeg lavfi pictures, seede
 footage" videos of one event, each with on-theme sentences, off-topic small talk, silences, a test card with
 a steady tone and one loud applause burst. Runs the pure analysis and planning functions (not the Prefect
 flow), with and without the speech model, and scores the reel against evenly spaced, random and best-possible
-cuts on the same budget. Needs `espeak-ng` (apt-get install espeak-ng); says so and exits 2 without it.
+cuts on the same budget. Needs `espeak-ng`: installed with apt-get when missing and run as root, else the
+script says so and exits 2.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import random
 import shutil
@@ -48,6 +48,24 @@ SMALL_TALK = [
     ["I forgot my umbrella on the bus again.", "The coffee machine downstairs is broken."],
     ["We should book the dentist before the holidays.", "My phone battery is almost empty."],
 ]
+
+
+def ensure_espeak() -> str | None:
+    """espeak-ng's path, installing it with apt-get first when it is missing and we may (root, apt-get
+    present); None when it cannot be had, so callers can skip with a reason."""
+    found = shutil.which("espeak-ng")
+    if found or not shutil.which("apt-get") or os.geteuid() != 0:
+        return found
+    for args in (["apt-get", "install", "-y", "-q", "espeak-ng"], ["apt-get", "update", "-q"],
+                 ["apt-get", "install", "-y", "-q", "espeak-ng"]):
+        try:
+            done = subprocess.run(args, capture_output=True, timeout=600,
+                                  env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        if done.returncode == 0 and shutil.which("espeak-ng"):
+            return shutil.which("espeak-ng")
+    return shutil.which("espeak-ng")
 
 
 @dataclass
@@ -268,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, help="keep the corpus in this folder")
     parser.add_argument("--no-speech-model", action="store_true", help="only the run without Whisper")
     args = parser.parse_args(argv)
-    if not shutil.which("espeak-ng"):
+    if not ensure_espeak():
         print("benchmarks.quality needs espeak-ng (apt-get install espeak-ng)", file=sys.stderr)
         return 2
     from autoclip.media.ffmpeg import ffmpeg_binary

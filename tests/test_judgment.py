@@ -4,7 +4,6 @@ candidates, the offline plan always passes its own validation, and theme terms w
 from __future__ import annotations
 
 import math
-import shutil
 import wave
 
 import numpy as np
@@ -271,10 +270,11 @@ def test_flatness_tells_a_tone_noise_and_silence_apart(tmp_path):
 
 @pytest.fixture(scope="module")
 def talk_with_applause(tmp_path_factory):
-    if not shutil.which("espeak-ng"):
-        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
     from autoclip.media.ffmpeg import ffmpeg_binary
-    from benchmarks.quality import make_corpus
+    from benchmarks.quality import ensure_espeak, make_corpus
+
+    if not ensure_espeak():
+        pytest.skip("espeak-ng is not installed and could not be (apt-get install espeak-ng)")
 
     return make_corpus(tmp_path_factory.mktemp("talk"), ffmpeg_binary(), videos=1)
 

@@ -31,7 +31,7 @@ TONE_FLATNESS = 0.06  # below this, and steady in level, a sound is a tone (test
 TONE_STEADY_DB = 1.5
 VISUAL_CUTS = 3  # this many shot cuts within VISUAL_WINDOW seconds is a burst of cuts
 VISUAL_WINDOW = 4.0
-MOVING = 0.004  # mean scene score per second above which a picture moves (a still test card stays at 0)
+MOVING = 0.0005  # mean scene score per second above which a picture moves (a still card scores 0-0.0001)
 VISUAL_ACTIVITY = 3.0  # or picture activity this many times the video's median (and at least 0.08)
 
 
