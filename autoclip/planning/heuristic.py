@@ -14,6 +14,7 @@ import collections
 import math
 
 from autoclip.models import Candidate, Pick, Selection, SelectionRequest, Theme, Usage, VideoDigest
+from autoclip.planning.timeline import MERGE_GAP, PAD
 from autoclip.planning.validation import selection_problems
 from autoclip.text import is_cjk, terms
 
@@ -33,12 +34,11 @@ you're they're let's can't don't didn't isn't wasn't won't i've we've you've i'l
 _CJK_NUMERALS = set("零一二三四五六七八九十百千万亿两几第")
 
 ON_TOPIC = 0.25  # a sentence this close to the job's most on-theme one (0-1) is on topic
-MATERIAL = 0.15  # a source whose best moment scores below this has nothing but silence or tone to offer
 NEAR_DUPLICATE = 0.7  # term overlap (Jaccard) above which two spoken moments say the same thing
 KIND_BASE = {"speech": 0.3, "sound_event": 0.85, "visual_event": 0.6, "footage": 0.15, "quiet": 0.02}
 FILLER = 0.3  # below this a moment is filler (off-topic talk, plain footage, quiet) ...
-FILL_SHARE = 0.75  # ... used only when better moments cannot fill this share of the budget
-PAD_ESTIMATE = 0.2  # seconds the timeline adds around a pick (pads inside pauses), counted in the budget
+FILL_SHARE = 0.9  # ... used only when better moments cannot fill this share of the budget
+SLACK = 0.1  # seconds per pick kept free for rounding and breath
 
 
 def content_terms(text: str) -> list[str]:
@@ -182,7 +182,8 @@ class HeuristicPlanner:
         notes: list[str] = []
 
         def weight(c: Candidate) -> float:
-            return c.duration + PAD_ESTIMATE
+            """Seconds it takes in the reel, pads aside (the timeline gives pads back first when short)."""
+            return c.duration + SLACK
 
         def value(c: Candidate) -> float:
             """Moments count (an editor's reel is a set of moments); seconds only break ties."""
@@ -195,7 +196,7 @@ class HeuristicPlanner:
         # 1. one moment per source with material, best sources first, while the budget holds them; a moment
         # without speech may be cut anywhere, so it is planned at a fair share of the budget at most
         best = {v: max(cs, key=lambda c: (score[c.id], -c.duration)) for v, cs in by_video.items()}
-        with_material = [v for v in best if score[best[v].id] >= MATERIAL] or list(best)
+        with_material = [v for v, cs in by_video.items() if any(c.kind != "quiet" for c in cs)] or list(best)
         without = sorted(set(best) - set(with_material))
         share = max(request.min_clip, budget / max(1, len(with_material)))
         planned: dict[int, float] = {}
@@ -206,7 +207,13 @@ class HeuristicPlanner:
         left_out = []
         for video in sorted(with_material, key=lambda v: -score[best[v].id]):
             room = budget - sum(planned.values())
-            fitting = [c for c in by_video[video] if first_weight(c) <= room + 1e-9 and score[c.id] >= MATERIAL]
+            # filler (off-topic talk, plain footage) stands for a source only when it has nothing better
+            floor = FILLER if score[best[video].id] >= FILLER else 0.0
+            fitting = [c for c in by_video[video] if first_weight(c) <= room + 1e-9 and score[c.id] >= floor
+                       and (c.kind != "quiet" or all(x.kind == "quiet" for x in by_video[video]))
+                       and not clashes(c)]
+            fair = [c for c in fitting if first_weight(c) <= share + 1e-9]
+            fitting = fair or fitting  # a short budget shared by many sources: a moment that leaves room
             if not fitting and not chosen:  # nothing fits at all: the best moment, shortened at a pause
                 fitting = [best[video]]
             if fitting:
@@ -222,22 +229,37 @@ class HeuristicPlanner:
                          f"(the strongest moments were kept)")
         if without and with_material != list(best):
             notes.append(f"left out {', '.join(names.get(v, str(v)) for v in without)}: nothing but silence "
-                         f"or steady tone")
+                         f"or a steady tone over a still picture")
         # 2. the rest of the budget: the most valuable set of whole moments (a knapsack), filler only when
         # the good moments cannot fill most of the budget
-        for bar in (FILLER, 1e-9):
-            room = budget - sum(planned.get(c.id, weight(c)) for c in chosen)
-            if bar < FILLER and budget - room >= FILL_SHARE * budget:
-                break
-            for _ in range(20):
-                pool = [c for c in usable if c not in chosen and not clashes(c) and score[c.id] >= bar]
-                picked = _knapsack(pool, room, value, weight)
-                clash = _first_clash(picked, score)
-                if clash is None:
-                    chosen += picked
+        rounds = [lambda c: score[c.id] >= FILLER, lambda c: c.kind != "quiet", lambda c: True]
+        for _attempt in range(8):
+            for k, admits in enumerate(rounds):  # good moments; then filler; silence and test cards last
+                room = budget - sum(planned.get(c.id, weight(c)) for c in chosen)
+                if k and budget - room >= FILL_SHARE * budget:
                     break
-                usable = [c for c in usable if c.id != clash.id]  # the weaker of two overlapping moments goes
-        # 3. the planner and validation agree: what validation would refuse is never proposed
+                for _ in range(20):
+                    pool = [c for c in usable if c not in chosen and not clashes(c) and admits(c)]
+                    picked = _knapsack(pool, room, value, weight)
+                    clash = _first_clash(picked, score)
+                    if clash is None:
+                        chosen += picked
+                        break
+                    usable = [c for c in usable if c.id != clash.id]  # the weaker of two overlapping goes
+            # 3. picks of one video played as one clip also play the pause between them: what overflows
+            # goes, weakest first (never a source's only moment), and the room it leaves is filled again
+            if len(chosen) <= 1 or _reel_length(chosen) <= budget + 1e-6:
+                break
+            counts = collections.Counter(c.video_index for c in chosen)
+            spare = [c for c in chosen if counts[c.video_index] > 1] or chosen
+            weakest = min(spare, key=lambda c: (score[c.id], -c.duration))
+            chosen.remove(weakest)
+            usable = [c for c in usable if c.id != weakest.id]
+        while len(chosen) > 1 and _reel_length(chosen) > budget + 1e-6:
+            counts = collections.Counter(c.video_index for c in chosen)
+            spare = [c for c in chosen if counts[c.video_index] > 1] or chosen
+            chosen.remove(min(spare, key=lambda c: (score[c.id], -c.duration)))
+        # 4. the planner and validation agree: what validation would refuse is never proposed
         by_id = {c.id: c for c in request.candidates}
         while len(chosen) > 1 and selection_problems(Selection(picks=[Pick(segment_id=c.id) for c in chosen]),
                                                      by_id, budget):
@@ -249,12 +271,18 @@ class HeuristicPlanner:
                  for c in sorted(chosen, key=lambda c: (c.video_index, c.start))]
         return Selection(picks=picks, notes=notes), {}
 
-    @staticmethod
-    def score(cand: Candidate, theme_words: list[str]) -> float:
-        """One candidate judged alone (a job of one): its value per second."""
-        request = SelectionRequest(theme=Theme(title="", summary="", keywords=theme_words), candidates=[cand],
-                                   videos=[], target_duration=cand.duration)
-        return HeuristicPlanner().judge(request)[cand.id][0]
+
+def _reel_length(chosen: list[Candidate]) -> float:
+    """The picks' length once the timeline joins neighbours of one video: the pause between them plays."""
+    total = 0.0
+    by_video: dict[int, list[Candidate]] = collections.defaultdict(list)
+    for c in chosen:
+        by_video[c.video_index].append(c)
+    for picks in by_video.values():
+        picks.sort(key=lambda c: c.start)
+        total += sum(c.duration for c in picks)
+        total += sum(b.start - a.end for a, b in zip(picks, picks[1:]) if 0 < b.start - a.end <= MERGE_GAP + 2 * PAD)
+    return total
 
 
 def _near_duplicate(a: Candidate, b: Candidate) -> bool:

@@ -182,11 +182,12 @@ def fit_budget(clips: list[Clip], target: float, min_clip: float,
     for clip in clips:
         guide = guides.get(clip.video_index)
         before = after = 0.0
-        if guide is not None and guide.sentences:
-            p = guide.pause_at(clip.start)
-            before = max(0.0, min(PAD, p.end - clip.start)) if p is not None else 0.0
-            p = guide.pause_at(clip.end)
-            after = max(0.0, min(PAD, clip.end - p.start)) if p is not None else 0.0
+        if guide is not None and guide.sentences:  # the pads: from the clip's edges to its first/last sentence
+            inside = [m for m in guide.sentences if m.end > clip.start and m.start < clip.end]
+            if inside and not guide.inside_sentence(clip.start):
+                before = max(0.0, min(PAD, inside[0].start - clip.start))
+            if inside and not guide.inside_sentence(clip.end):
+                after = max(0.0, min(PAD, clip.end - inside[-1].end))
         room.append((before, min(after, max(0.0, clip.duration - before))))
     excess = sum(c.duration for c in clips) - target
     share = min(1.0, excess / max(1e-9, sum(a + b for a, b in room)))
