@@ -248,14 +248,14 @@ class HeuristicPlanner:
                     usable = [c for c in usable if c.id != clash.id]  # the weaker of two overlapping goes
             # 3. picks of one video played as one clip also play the pause between them: what overflows
             # goes, weakest first (never a source's only moment), and the room it leaves is filled again
-            if len(chosen) <= 1 or _reel_length(chosen) <= budget + 1e-6:
+            if len(chosen) <= 1 or _reel_length(chosen, planned) <= budget + 1e-6:
                 break
             counts = collections.Counter(c.video_index for c in chosen)
             spare = [c for c in chosen if counts[c.video_index] > 1] or chosen
             weakest = min(spare, key=lambda c: (score[c.id], -c.duration))
             chosen.remove(weakest)
             usable = [c for c in usable if c.id != weakest.id]
-        while len(chosen) > 1 and _reel_length(chosen) > budget + 1e-6:
+        while len(chosen) > 1 and _reel_length(chosen, planned) > budget + 1e-6:
             counts = collections.Counter(c.video_index for c in chosen)
             spare = [c for c in chosen if counts[c.video_index] > 1] or chosen
             chosen.remove(min(spare, key=lambda c: (score[c.id], -c.duration)))
@@ -272,15 +272,16 @@ class HeuristicPlanner:
         return Selection(picks=picks, notes=notes), {}
 
 
-def _reel_length(chosen: list[Candidate]) -> float:
-    """The picks' length once the timeline joins neighbours of one video: the pause between them plays."""
+def _reel_length(chosen: list[Candidate], planned: dict[int, float]) -> float:
+    """The picks' length once the timeline joins neighbours of one video: the pause between them plays.
+    A moment planned shorter (footage the timeline may cut anywhere) counts as planned."""
     total = 0.0
     by_video: dict[int, list[Candidate]] = collections.defaultdict(list)
     for c in chosen:
         by_video[c.video_index].append(c)
     for picks in by_video.values():
         picks.sort(key=lambda c: c.start)
-        total += sum(c.duration for c in picks)
+        total += sum(planned.get(c.id, c.duration) for c in picks)
         total += sum(b.start - a.end for a, b in zip(picks, picks[1:]) if 0 < b.start - a.end <= MERGE_GAP + 2 * PAD)
     return total
 
