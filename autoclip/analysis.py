@@ -155,9 +155,9 @@ def analyze(video: SourceVideo, workdir: Path, settings: Settings, secrets: Secr
         usage: dict[str, Usage] = {}
         notes: list[str] = []
         degraded = False
-        levels, silent, voiced, transcript, captions = [], [], [], None, []
+        levels, flatness, silent, voiced, transcript, captions = [], [], [], [], None, []
         if extraction.wav:
-            levels = ex.loudness(extraction.wav)
+            levels, flatness = ex.audio_levels(extraction.wav)
             silent = ex.silences(levels, ex.LOUDNESS_STEP, settings.silence_db)
             voiced = ex.voiced(silent, extraction.duration)
             if voiced:
@@ -178,7 +178,7 @@ def analyze(video: SourceVideo, workdir: Path, settings: Settings, secrets: Secr
             usage = add_usage(usage, getattr(describer, "usage", {}) or {})
         return VideoAnalysis(
             sha256=video.sha256, duration=round(extraction.duration, 3), shot_cuts=extraction.shot_cuts,
-            activity=extraction.activity, loudness_step=ex.LOUDNESS_STEP, loudness_db=levels,
+            activity=extraction.activity, loudness_step=ex.LOUDNESS_STEP, loudness_db=levels, flatness=flatness,
             silences=silent, speech=voiced, transcript=transcript, captions=captions, analysers=analysers,
             usage=usage, seconds=round(time.perf_counter() - started, 3), notes=notes, degraded=degraded)
     finally:

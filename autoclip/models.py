@@ -96,6 +96,8 @@ class VideoAnalysis(BaseModel):
     activity: list[float] = Field(default_factory=list, description="mean scene change score per second")
     loudness_step: float = 0.25
     loudness_db: list[float] = Field(default_factory=list, description="RMS dBFS per loudness_step")
+    flatness: list[float] = Field(default_factory=list, description="spectral flatness 0-1 per loudness_step: "
+                                  "near 0 for a steady tone, mid for voices, high for noise such as applause")
     silences: list[Interval] = Field(default_factory=list)
     speech: list[Interval] = Field(default_factory=list, description="voiced (non-silent) stretches")
     transcript: Transcript | None = None
@@ -114,6 +116,9 @@ class Candidate(BaseModel):
     video_index: int
     start: float
     end: float
+    kind: str = Field("speech", description="speech, sound_event, visual_event, footage or quiet "
+                                            "(planning/segments.py KINDS)")
+    detail: str = Field("", description="what makes it that kind, e.g. 'loud burst +14 dB, noise-like'")
     text: str = ""
     caption: str = ""
     loudness_db: float = -90.0
@@ -151,6 +156,8 @@ class Pick(BaseModel):
 
 class Selection(BaseModel):
     picks: list[Pick]
+    notes: list[str] = Field(default_factory=list, description="what the planner wants the plan to say, "
+                             "e.g. which sources it left out and why")
 
 
 class Usage(BaseModel):

@@ -6,7 +6,7 @@ from autoclip.errors import PlanError
 from autoclip.models import (Candidate, Interval, MediaInfo, Pick, PlannerInfo, Selection, Sentence,
                              SourceVideo, Theme, Transcript, Usage, VideoAnalysis, Word)
 from autoclip.planning.segments import candidate_segments, number_candidates
-from autoclip.planning.timeline import build_clips, fit_budget
+from autoclip.planning.timeline import PAD, Guide, build_clips, fit_budget
 from autoclip.planning.two_pass import plan_edit
 from autoclip.planning.validation import selection_problems
 from autoclip.planning.heuristic import HeuristicPlanner
@@ -41,8 +41,11 @@ def test_candidates_follow_sentences_and_respect_max_length():
     assert [c.id for c in cands] == list(range(1, len(cands) + 1))
     assert all(c.duration <= 8.0 for c in cands)
     assert all(0 <= c.start < c.end <= 30 for c in cands)
-    assert cands[0].start == 0.5 and cands[0].text.startswith("w0_0")
-    assert all(c.speech_ratio > 0.5 for c in cands)
+    spoken = [c for c in cands if c.kind == "speech"]
+    assert spoken[0].start == 0.5 and spoken[0].text.startswith("w0_0")
+    assert all(c.speech_ratio > 0.5 for c in spoken)
+    # every sentence is a candidate of its own (no punctuation: a 1 s pause ends a sentence)
+    assert [(c.start, c.end) for c in spoken] == [(s.start, s.end) for s in _talk().transcript.sentences]
 
 
 def test_silent_video_without_audio_gets_shot_based_candidates():
@@ -75,24 +78,25 @@ def test_selection_problems_name_what_is_wrong():
     assert "[2] are picked more than once" in dup[0]
 
 
-def test_timeline_clamps_snaps_merges_and_fits_the_budget():
-    video, analysis = _video(0, 12.0), _talk(30.0)
-    analysis.duration = 12.0  # decodable length shorter than the transcript claims
-    cands = {1: Candidate(id=1, video_index=0, start=0.4, end=3.6),
-             2: Candidate(id=2, video_index=0, start=3.6, end=7.0),
-             3: Candidate(id=3, video_index=0, start=9.0, end=14.0)}
+def test_timeline_pads_inside_pauses_clamps_merges_and_fits_the_budget_at_pauses():
+    video, analysis = _video(0, 18.0), _talk(30.0)
+    analysis.duration = 18.0  # decodable length shorter than the transcript claims
+    cands = {1: Candidate(id=1, video_index=0, start=0.5, end=3.45),  # sentences 0, 1 and 4
+             2: Candidate(id=2, video_index=0, start=4.5, end=7.45),
+             3: Candidate(id=3, video_index=0, start=16.5, end=19.45)}
     clips = build_clips([Pick(segment_id=i, reason=f"r{i}") for i in (1, 2, 3)], cands,
                         {0: (video, analysis)}, target=60)
-    assert [c.segment_ids for c in clips] == [[1, 2], [3]]  # 1 and 2 touch: merged
-    assert clips[0].start == pytest.approx(0.0, abs=0.5)
-    assert clips[-1].end == 12.0  # clamped to the decodable duration
-    trimmed = fit_budget(clips, 8.0, 1.5)
-    # 9.575 s planned: both clips give up time in proportion to what they have above min_clip
+    assert [c.segment_ids for c in clips] == [[1, 2], [3]]  # 1 and 2 are one pause apart: one clip
+    assert clips[0].reason == "r1 + r2"
+    assert 0.5 - PAD <= clips[0].start < 0.5 and 7.45 < clips[0].end <= 7.45 + PAD  # a pad inside each pause
+    assert clips[-1].end == 18.0  # clamped to the decodable duration
+    trimmed = fit_budget(clips, 8.0, 1.5, {0: Guide.of(analysis)})
+    # pads go first, then clip 1 ends after its first sentence (never inside the second): both stay
     assert [c.segment_ids for c in trimmed] == [[1, 2], [3]]
-    assert sum(c.duration for c in trimmed) == pytest.approx(8.0, abs=0.2)
-    assert all(c.duration >= 1.5 for c in trimmed)
-    assert [c.segment_ids for c in fit_budget(clips, 2.5, 1.5)] == [[1, 2]]  # no room for two
-    assert sum(c.duration for c in fit_budget(clips, 2.5, 1.5)) == pytest.approx(2.5)
+    assert 0.5 - PAD <= trimmed[0].start <= 0.5 and trimmed[0].end == pytest.approx(3.45 + PAD)
+    assert sum(c.duration for c in trimmed) <= 8.0
+    only = fit_budget(clips, 2.5, 1.5, {0: Guide.of(analysis)})  # no room for a sentence of clip 1
+    assert [c.segment_ids for c in only] == [[3]] and only[0].duration <= 2.5
 
 
 def test_timeline_never_repeats_footage():

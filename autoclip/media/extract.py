@@ -121,9 +121,25 @@ def wav_duration(wav: Path) -> float:
 
 def loudness(wav: Path, step: float = LOUDNESS_STEP) -> list[float]:
     """RMS level in dBFS per `step` seconds, read in chunks so long files stay small in memory."""
+    return audio_levels(wav, step)[0]
+
+
+FLATNESS_FRAME = 256  # 16 ms at 16 kHz: short enough that a voice's harmonics show as peaks
+_FLATNESS_FLOOR_DB = -70.0  # below this a step is digital silence: flatness 0, not "white noise"
+
+
+def audio_levels(wav: Path, step: float = LOUDNESS_STEP) -> tuple[list[float], list[float]]:
+    """Per `step` seconds: RMS level in dBFS, and spectral flatness (0-1; geometric over arithmetic mean of
+    the power spectrum, 100 Hz-6 kHz). A steady tone is near 0, voices sit low, noise-like sound such as
+    applause or cheering sits high. One read of the WAV, in chunks, so long files stay small in memory."""
     levels: list[float] = []
+    flatness: list[float] = []
     with wave.open(str(wav)) as handle:
-        window = max(1, int(handle.getframerate() * step))
+        rate = handle.getframerate()
+        window = max(1, int(rate * step))
+        freqs = np.fft.rfftfreq(FLATNESS_FRAME, 1.0 / rate)
+        band = (freqs >= 100) & (freqs <= 6000)
+        taper = np.hanning(FLATNESS_FRAME).astype(np.float32)
         while True:
             raw = handle.readframes(window * 240)
             if not raw:
@@ -135,8 +151,24 @@ def loudness(wav: Path, step: float = LOUDNESS_STEP) -> list[float]:
                 blocks.append(samples[full:].reshape(1, -1))
             for block in blocks:
                 rms = np.sqrt(np.mean(block * block, axis=1))
-                levels.extend(round(20 * math.log10(max(v, 1e-5)), 2) for v in rms)
-    return levels
+                db = [round(20 * math.log10(max(v, 1e-5)), 2) for v in rms]
+                levels.extend(db)
+                flatness.extend(_flatness(block, taper, band, db))
+    return levels, flatness
+
+
+def _flatness(block: np.ndarray, taper: np.ndarray, band: np.ndarray, db: list[float]) -> list[float]:
+    frames = block.shape[1] // FLATNESS_FRAME
+    if frames == 0:
+        return [0.0] * block.shape[0]
+    cut = block[:, : frames * FLATNESS_FRAME].reshape(block.shape[0], frames, FLATNESS_FRAME)
+    power = np.abs(np.fft.rfft(cut * taper, axis=2)) ** 2
+    power = power[:, :, band] + 1e-12
+    per_frame = np.exp(np.mean(np.log(power), axis=2)) / np.mean(power, axis=2)
+    # weighted by each frame's energy: the digital silence in a step that ends a word is not "white noise"
+    energy = np.mean(power, axis=2)
+    values = np.sum(per_frame * energy, axis=1) / np.maximum(np.sum(energy, axis=1), 1e-30)
+    return [0.0 if level < _FLATNESS_FLOOR_DB else round(float(v), 3) for v, level in zip(values, db)]
 
 
 def silences(levels: list[float], step: float, threshold_db: float) -> list[Interval]:

@@ -22,7 +22,12 @@ SELECT_SYSTEM = (
     "You are a film editor. From the numbered candidate segments, pick the moments that tell the theme "
     "best, in the order they should play. Rules: use only ids from the list; the picked segments' "
     "durations must add up to at most budget_seconds (aim close to it); include several videos when they "
-    "have relevant material; do not pick the same id twice; never write timestamps. Answer with one JSON "
+    "have relevant material, and when the budget cannot hold one moment per video, leave out the weakest "
+    "videos; do not pick the same id twice; never write timestamps. Each candidate has a kind: speech (a "
+    "whole sentence, with its text), sound_event (a loud burst, applause, cheering or laughter, music "
+    "starting), visual_event (a burst of cuts or fast motion), footage (picture or sound without speech) or "
+    "quiet (silence or a steady tone: filler); detail says what makes it so. Prefer on-theme speech and "
+    "events; avoid off-topic talk and quiet. Answer with one JSON "
     'object: {"picks": [{"segment_id": <id>, "reason": "<why this moment, one short sentence>"}]}.')
 
 class ThemeAnswer(BaseModel):
@@ -55,11 +60,14 @@ def theme_messages(digests: list[VideoDigest]) -> list[dict]:
 
 
 def candidate_row(c: Candidate) -> dict:
-    row = {"id": c.id, "video_index": c.video_index, "start": round(c.start, 2), "end": round(c.end, 2),
+    row = {"id": c.id, "video_index": c.video_index, "kind": c.kind, "start": round(c.start, 2),
+           "end": round(c.end, 2),
            "duration": round(c.duration, 2), "loudness_db": round(c.loudness_db, 1),
            "speech_ratio": round(c.speech_ratio, 2), "shot_changes": c.shot_cuts}
     if c.text:
         row["text"] = c.text[:400]
+    if c.detail:
+        row["detail"] = c.detail[:120]
     if c.caption:
         row["caption"] = c.caption[:200]
     return row

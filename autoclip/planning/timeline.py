@@ -1,83 +1,269 @@
-"""Turn picked segment ids into clips: map ids to times, snap to word gaps and shot cuts, clamp to the
-probed duration, merge overlaps, and fit the duration budget. Pure code: no I/O."""
+"""Turn picked candidate ids into clips that respect speech. Pure code: no I/O.
+
+A clip starts before its first word and ends after its last, with a small pad held inside the surrounding
+pause (never onto a touching word); a boundary that would fall inside a sentence moves to the sentence's
+edge. Picks of one video that overlap or nearly touch become one clip, keeping each distinct reason once.
+The budget is met by choosing whole clips (a knapsack), and a clip is only ever shortened at a pause.
+"""
 
 from __future__ import annotations
 
-from autoclip.errors import PlanError
-from autoclip.models import Candidate, Clip, Pick, SourceVideo, VideoAnalysis
-from autoclip.planning.segments import nearest, word_gaps
+import math
+from dataclasses import dataclass, field
 
-SNAP_WINDOW = 0.35  # how far a cut may move to land on a pause or a shot cut
-MERGE_GAP = 0.3  # clips of one video closer than this become one
+from autoclip.errors import PlanError
+from autoclip.models import Candidate, Clip, Interval, Pick, SourceVideo, VideoAnalysis
+from autoclip.planning.segments import Moment, pauses, sentences
+
+PAD = 0.3  # breathing room before the first and after the last word, taken from the pause around it
+EXTEND_INTO_SENTENCE = 3.0  # a boundary inside a sentence moves out to its edge when that is this close
+MERGE_GAP = 0.6  # picks of one video closer than this play as one clip, pause included
 MIN_CLIP = 0.5  # shorter than this is a flash, not a clip
 
 
-def snap_points(analysis: VideoAnalysis) -> list[float]:
-    return sorted(set(word_gaps(analysis)) | set(analysis.shot_cuts))
+@dataclass
+class Guide:
+    """Where a video may be cut: its sentences, real pauses and shot cuts."""
+
+    limit: float
+    sentences: list[Moment] = field(default_factory=list)
+    pauses: list[Interval] = field(default_factory=list)
+    shot_cuts: list[float] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, analysis: VideoAnalysis, limit: float | None = None) -> "Guide":
+        return cls(limit=analysis.duration if limit is None else min(limit, analysis.duration),
+                   sentences=sentences(analysis), pauses=pauses(analysis) if analysis.transcript else [],
+                   shot_cuts=sorted(analysis.shot_cuts))
+
+    def inside_sentence(self, t: float) -> Moment | None:
+        for s in self.sentences:
+            if s.start + 1e-3 < t < s.end - 1e-3:
+                return s
+        return None
+
+    def pause_at(self, t: float) -> Interval | None:
+        for p in self.pauses:
+            if p.start - 1e-3 <= t <= p.end + 1e-3:
+                return p
+        return None
+
+    def clean_start(self, t: float) -> float:
+        """t moved out of any sentence, then padded back into the pause before it (half of it at most)."""
+        s = self.inside_sentence(t)
+        if s:
+            if t - s.start <= EXTEND_INTO_SENTENCE:
+                t = s.start
+            else:  # start after the sentence, clear of its last word (word ends are often given early)
+                p = self.pause_at(s.end)
+                return min(self.limit, s.end + min(PAD, (p.end - s.end) / 2 if p is not None else 0.0))
+        p = self.pause_at(t)
+        if p is not None and self.sentences:
+            room = t - p.start if p.start > 0 else t
+            new = t - min(PAD, room / 2 if p.start > 0 else room)
+            before = self.inside_sentence(new)
+            new = before.end if before else new
+            cuts = [c for c in self.shot_cuts if new <= c <= t]
+            t = cuts[-1] if cuts else new
+        return max(0.0, t)
+
+    def clean_end(self, t: float) -> float:
+        if t >= self.limit:  # the decodable end comes first
+            return self.limit
+        s = self.inside_sentence(t)
+        if s:
+            if s.end - t <= EXTEND_INTO_SENTENCE:
+                t = s.end
+            else:  # end before the sentence, clear of its first word
+                p = self.pause_at(s.start)
+                return max(0.0, s.start - min(PAD, (s.start - p.start) / 2 if p is not None else 0.0))
+        p = self.pause_at(t)
+        if p is not None and self.sentences:
+            room = p.end - t if p.end < self.limit else self.limit - t
+            new = t + min(PAD, room / 2 if p.end < self.limit else room)
+            after = self.inside_sentence(new)
+            new = after.start if after else new
+            cuts = [c for c in self.shot_cuts if t <= c <= new]
+            t = cuts[0] if cuts else new
+        return min(self.limit, t)
+
+    def latest_end(self, start: float, latest: float) -> float | None:
+        """The latest place at or before `latest` where a clip starting at `start` may end: never inside a
+        sentence; after a sentence's last word, with the pad held inside the pause. None when there is no
+        such place at least MIN_CLIP after start."""
+        latest = min(latest, self.limit)
+        options = [latest] if not self.inside_sentence(latest) else []
+        for s in self.sentences:
+            if start < s.end <= latest:
+                p = self.pause_at(s.end)
+                room = (p.end - s.end) / 2 if p is not None and p.end < self.limit else PAD
+                options.append(min(latest, s.end + min(PAD, room)))
+        options = [t for t in options if t - start >= MIN_CLIP]
+        return max(options) if options else None
+
+    def grow(self, start: float, end: float, length: float) -> tuple[float, float]:
+        """The span widened to `length` (or the whole video, when shorter), ends never inside a sentence."""
+        if self.limit <= length:
+            return 0.0, self.limit
+        end2 = min(self.limit, start + length)
+        start2 = max(0.0, end2 - length)
+        if self.inside_sentence(end2) or self.inside_sentence(start2):
+            return start, end
+        return min(start, start2), max(end, end2)
+
+    def latest_word_pause(self, start: float, latest: float) -> float | None:
+        """The latest end at or before `latest` in a real pause between words (inside a sentence)."""
+        options = [min(latest, p.start + min(PAD, (p.end - p.start) / 2)) for p in self.pauses
+                   if start + MIN_CLIP <= p.start <= latest]
+        return max(options) if options else None
+
+
+def _merge_reasons(first: str, second: str) -> str:
+    """Reasons of picks played as one clip, each distinct reason once ("a; b" parts deduplicated)."""
+    if not second or second == first:
+        return first
+    if not first:
+        return second
+    head_a, _, rest_a = first.partition(": ")
+    head_b, _, rest_b = second.partition(": ")
+    if rest_a and rest_b and head_a == head_b:
+        parts = [p for p in rest_a.split("; ")]
+        parts += [p for p in rest_b.split("; ") if p not in parts]
+        return f"{head_a}: " + "; ".join(parts)
+    return first if second in first else f"{first} + {second}"
 
 
 def build_clips(picks: list[Pick], candidates: dict[int, Candidate],
                 videos: dict[int, tuple[SourceVideo, VideoAnalysis]], target: float,
                 min_clip: float = 1.5) -> list[Clip]:
-    """Clips in pick order, snapped, clamped, merged and trimmed to at most `target` seconds."""
+    """Clips in pick order: cut clear of speech, clamped, merged, fitted to at most `target` seconds."""
+    guides = {i: Guide.of(a, v.info.duration) for i, (v, a) in videos.items()}
     clips: list[Clip] = []
-    points = {i: snap_points(a) for i, (_, a) in videos.items()}
     for pick in picks:
         cand = candidates[pick.segment_id]
-        video, analysis = videos[cand.video_index]
-        limit = min(analysis.duration, video.info.duration)
-        start = nearest(points[cand.video_index], cand.start, SNAP_WINDOW) or cand.start
-        end = nearest(points[cand.video_index], cand.end, SNAP_WINDOW) or cand.end
-        start, end = max(0.0, start), min(limit, end)
-        for other in clips:  # never show the same footage twice
-            if other.video_index == cand.video_index and other.start < end and start < other.end:
-                if other.start <= start:
-                    start = other.end
-                else:
-                    end = other.start
-        if end - start < MIN_CLIP:
+        video, _ = videos[cand.video_index]
+        guide = guides[cand.video_index]
+        start, end = guide.clean_start(cand.start), guide.clean_end(cand.end)
+        if end - start < MIN_CLIP:  # a flash: grown into the time around it where no sentence is cut
+            start, end = guide.grow(start, max(end, start), MIN_CLIP)
+        if end - start < min(MIN_CLIP, guide.limit) - 1e-6 or end <= start:
             continue
-        prev = clips[-1] if clips else None
-        if prev and prev.video_index == cand.video_index and 0 <= start - prev.end <= MERGE_GAP:
-            prev.end = round(end, 3)
-            prev.segment_ids.append(cand.id)
-            prev.reason = f"{prev.reason} + {pick.reason}" if pick.reason else prev.reason
-            continue
-        clips.append(Clip(video_index=video.index, source=video.source, name=video.name, path=video.path,
-                          start=round(start, 3), end=round(end, 3), reason=pick.reason,
-                          segment_ids=[cand.id]))
-    return fit_budget(clips, target, min_clip, points)
+        clip = Clip(video_index=video.index, source=video.source, name=video.name, path=video.path,
+                    start=round(start, 3), end=round(end, 3), reason=pick.reason, segment_ids=[cand.id])
+        # one piece of footage plays once: a pick that overlaps or nearly touches another of its video joins it
+        while True:
+            other = next((o for o in clips if o.video_index == clip.video_index
+                          and o.start - MERGE_GAP <= clip.end and clip.start <= o.end + MERGE_GAP), None)
+            if other is None:
+                break
+            clips.remove(other)
+            other.start, other.end = min(other.start, clip.start), max(other.end, clip.end)
+            other.segment_ids += [i for i in clip.segment_ids if i not in other.segment_ids]
+            other.reason = _merge_reasons(other.reason, clip.reason)
+            clip = other
+        clips.append(clip)
+    order = {p.segment_id: k for k, p in reversed(list(enumerate(picks)))}
+    clips.sort(key=lambda c: min(order[i] for i in c.segment_ids))  # a merged clip plays at its first pick
+    return fit_budget(clips, target, min_clip, guides)
 
 
 def fit_budget(clips: list[Clip], target: float, min_clip: float,
-               points: dict[int, list[float]] | None = None) -> list[Clip]:
-    """Shorten clips until the total is at most `target`, keeping every source represented where it can.
-
-    Clips longer than `min_clip` give up time in proportion to their length (each new end moved back to a
-    pause when one is within SNAP_WINDOW); only when all are at `min_clip` are clips dropped from the end.
-    """
+               guides: dict[int, Guide] | None = None) -> list[Clip]:
+    """At most `target` seconds: first give back the pads, then end a clip earlier at a pause between its
+    sentences, and only when that cannot give enough, keep the set of whole clips that fills the budget
+    best while keeping every source that fits (a knapsack), using what is left for the first clip left out,
+    shortened at a pause. A clip is never cut inside a sentence."""
     clips = [c.model_copy(deep=True) for c in clips]
-    points = points or {}
-    total = sum(c.duration for c in clips)
-    if total <= target + 1e-6:
+    guides = guides or {}
+    if not clips or sum(c.duration for c in clips) <= target + 1e-6:
         return clips
-    while len(clips) > 1 and sum(min(c.duration, min_clip) for c in clips) > target:
-        clips.pop()
-    total = sum(c.duration for c in clips)
-    spare = sum(max(0.0, c.duration - min_clip) for c in clips)
-    excess = total - target
+    # the pads go first (breathing room, not content), each in proportion, only as much as needed
+    room: list[tuple[float, float]] = []
     for clip in clips:
-        if excess <= 0 or spare <= 0:
+        guide = guides.get(clip.video_index)
+        before = after = 0.0
+        if guide is not None and guide.sentences:  # the pads: from the clip's edges to its first/last sentence
+            inside = [m for m in guide.sentences if m.end > clip.start and m.start < clip.end]
+            if inside and not guide.inside_sentence(clip.start):
+                before = max(0.0, min(PAD, inside[0].start - clip.start))
+            if inside and not guide.inside_sentence(clip.end):
+                after = max(0.0, min(PAD, clip.end - inside[-1].end))
+        room.append((before, min(after, max(0.0, clip.duration - before))))
+    excess = sum(c.duration for c in clips) - target
+    share = min(1.0, excess / max(1e-9, sum(a + b for a, b in room)))
+    for clip, (before, after) in zip(clips, room):
+        clip.start, clip.end = round(clip.start + before * share, 3), round(clip.end - after * share, 3)
+    while sum(c.duration for c in clips) > target + 1e-3:  # then whole sentences from the ends of clips
+        excess = sum(c.duration for c in clips) - target + 1e-3
+        options = []
+        for clip in clips:
+            guide = guides.get(clip.video_index)
+            end = guide.latest_end(clip.start, clip.end - excess) if guide else clip.end - excess
+            if end is not None and end - clip.start >= min(min_clip, clip.duration) and end < clip.end - 1e-3:
+                options.append((clip.end - end, -clip.duration, id(clip), clip, end))
+        if not options:  # no one clip can give it all: the one that can give most gives what it can
+            for clip in clips:
+                guide = guides.get(clip.video_index)
+                floor = clip.start + min(min_clip, clip.duration)
+                end = guide.latest_end(clip.start, floor) if guide else floor
+                if end is not None and end < clip.end - 1e-3:
+                    options.append((-(clip.end - end), -clip.duration, id(clip), clip, end))
+        if not options:
             break
-        give = max(0.0, clip.duration - min_clip) * min(1.0, excess / spare)
-        end = clip.end - give
-        pause = nearest(points.get(clip.video_index, []), end - SNAP_WINDOW / 2, SNAP_WINDOW / 2)
-        if pause and pause - clip.start >= min(min_clip, clip.duration):
-            end = pause
-        clip.end = round(end, 3)
-    overshoot = sum(c.duration for c in clips) - target
-    if overshoot > 1e-6:  # a single clip, or rounding: cut the last one exactly
-        clips[-1].end = round(clips[-1].end - overshoot, 3)
-    if not clips or clips[-1].duration < MIN_CLIP:
+        _, _, _, clip, end = min(options)  # the one that loses least beyond what must go
+        clip.end = math.floor(end * 1000) / 1000
+    if sum(c.duration for c in clips) <= target + 1e-3:
+        return [c for c in clips if c.duration >= MIN_CLIP]
+    kept = set(_knapsack(clips, target))
+    out = [c for k, c in enumerate(clips) if k in kept]
+    room = target - sum(c.duration for c in out)
+    for k, clip in enumerate(clips):  # what is left goes to the first clip left out, cut at a pause
+        if k in kept or room < min(min_clip, clip.duration):
+            continue
+        guide = guides.get(clip.video_index)
+        end = guide.latest_end(clip.start, clip.start + room) if guide else clip.start + room
+        if end is not None and end - clip.start >= min(min_clip, room):
+            clip.end = math.floor(end * 1000) / 1000
+            out.insert(sum(1 for j in kept if j < k), clip)
+            room -= clip.duration
+            kept.add(k)
+    if not out:  # not one sentence fits: the first clip, ended at the last pause between words that fits
+        clip = clips[0]
+        guide = guides.get(clip.video_index)
+        end = guide.latest_word_pause(clip.start, clip.start + target) if guide else None
+        clip.end = math.floor((end if end is not None else clip.start + target) * 1000) / 1000
+        out = [clip]
+    if len(out) == 1 and out[0].duration < min(MIN_CLIP, guides[out[0].video_index].limit if guides else MIN_CLIP) - 1e-3:
         raise PlanError("no clips left after fitting the plan to its duration budget")
-    return clips
+    return out
+
+
+def _knapsack(clips: list[Clip], target: float, resolution: float = 0.1) -> list[int]:
+    """Indices of the clips to keep: the most seconds within `target`, one clip of every video first
+    (a video's first clip is worth the whole budget extra, so no source is dropped for length alone)."""
+    import numpy as np
+
+    capacity = int(target / resolution + 1e-6)
+    weights = [int(math.ceil(c.duration / resolution - 1e-9)) for c in clips]
+    first_of_video: set[int] = set()
+    seen: set[int] = set()
+    for k, c in enumerate(clips):
+        if c.video_index not in seen:
+            seen.add(c.video_index)
+            first_of_video.add(k)
+    values = [c.duration + (target if k in first_of_video else 0.0) for k, c in enumerate(clips)]
+    best = np.zeros(capacity + 1)
+    take = np.zeros((len(clips), capacity + 1), dtype=bool)
+    for k, (w, v) in enumerate(zip(weights, values)):
+        if w > capacity:
+            continue
+        shifted = np.full(capacity + 1, -1.0)
+        shifted[w:] = best[: capacity + 1 - w] + v
+        take[k] = shifted > best
+        best = np.maximum(best, shifted)
+    keep, c = [], int(np.argmax(best))
+    for k in range(len(clips) - 1, -1, -1):
+        if take[k, c]:
+            keep.append(k)
+            c -= weights[k]
+    return sorted(keep)

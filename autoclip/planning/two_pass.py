@@ -77,6 +77,7 @@ def plan_edit(pairs: list[tuple[SourceVideo, VideoAnalysis]], theme: Theme, info
         info.notes.append("pass 2 fell back to the heuristic planner: " + "; ".join(problems))
         info.heuristic = True
         selection, _ = HeuristicPlanner().select(request)
+    info.notes += [n for n in selection.notes if n not in info.notes]
     videos = {v.index: (v, a) for v, a in pairs}
     clips = build_clips(selection.picks, by_id, videos, target, min_clip)
     if not clips:

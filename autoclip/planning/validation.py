@@ -5,6 +5,12 @@ from __future__ import annotations
 from autoclip.models import Candidate, Selection
 
 
+def over_budget_limit(budget: float) -> float:
+    """Seconds of picks beyond which an answer is refused: the timeline then drops whole clips, which a
+    model should decide itself."""
+    return budget * 1.5 + 5
+
+
 def selection_problems(selection: Selection, candidates: dict[int, Candidate], budget: float) -> list[str]:
     """Empty when the pass-2 answer is usable."""
     problems = []
@@ -17,7 +23,10 @@ def selection_problems(selection: Selection, candidates: dict[int, Candidate], b
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
         problems.append(f"segment ids {dupes} are picked more than once")
-    total = sum(candidates[i].duration for i in set(ids) if i in candidates)
-    if total > budget * 1.5 + 5:
-        problems.append(f"the picks last {total:.0f} s, far over the {budget:.0f} s budget")
+    # one pick of any length is usable (the timeline shortens it at a pause); several must roughly fit
+    picked = set(ids)
+    total = sum(candidates[i].duration for i in picked if i in candidates)
+    if len(picked) > 1 and total > over_budget_limit(budget):
+        problems.append(f"the picks last {total:.0f} s, far over the {budget:.0f} s budget; pick fewer or "
+                        f"shorter segments (several sources may have to be left out)")
     return problems

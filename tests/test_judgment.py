@@ -1,0 +1,304 @@
+"""Highlight judgment holds its invariants: cuts never land inside a word or a sentence, events become
+candidates, the offline plan always passes its own validation, and theme terms work in Chinese too."""
+
+from __future__ import annotations
+
+import math
+import wave
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from autoclip.models import (Candidate, Interval, MediaInfo, Pick, PlannerInfo, SelectionRequest, Sentence,
+                             SourceVideo, Theme, Transcript, VideoAnalysis, VideoDigest, Word)
+from autoclip.planning import prompts
+from autoclip.planning.heuristic import HeuristicPlanner, content_terms, keywords
+from autoclip.planning.segments import candidate_segments, number_candidates, sentences
+from autoclip.planning.timeline import PAD, build_clips
+from autoclip.planning.two_pass import plan_edit
+from autoclip.planning.validation import selection_problems
+from autoclip.text import is_cjk
+
+FAST = settings(max_examples=60, deadline=None, derandomize=True,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+def _video(index: int, duration: float) -> SourceVideo:
+    info = MediaInfo(duration=duration, format_name="mp4", width=640, height=360, display_width=640,
+                     display_height=360, fps=25, video_codec="h264", has_audio=True)
+    return SourceVideo(index=index, source=f"v{index}.mp4", name=f"v{index}.mp4", path=f"/x/v{index}.mp4",
+                       sha256="0" * 64, size_bytes=1, info=info)
+
+
+def _analysis(spoken: list[list[tuple[float, float, str]]], duration: float,
+              burst: tuple[float, float] | None = None) -> VideoAnalysis:
+    """Sentences given as lists of (start, end, text) words; loudness -30 dB where words are, silence
+    elsewhere, and an optional loud noise-like burst."""
+    step = 0.25
+    levels = [-70.0] * int(math.ceil(duration / step))
+    flatness = [0.0] * len(levels)
+    for words in spoken:
+        for a, b, _ in words:
+            for i in range(int(a / step), min(len(levels), int(math.ceil(b / step)))):
+                levels[i], flatness[i] = -30.0, 0.15
+    if burst:
+        for i in range(int(burst[0] / step), min(len(levels), int(burst[1] / step))):
+            levels[i], flatness[i] = -14.0, 0.6
+    silences, start = [], None
+    for i, v in enumerate(levels + [0.0]):
+        if v < -60 and start is None:
+            start = i
+        elif v >= -60 and start is not None:
+            if (i - start) * step >= 0.4:
+                silences.append(Interval(start=start * step, end=min(duration, i * step)))
+            start = None
+    speech, cursor = [], 0.0
+    for s in silences + [Interval(start=duration, end=duration)]:
+        if s.start - cursor >= 0.3:
+            speech.append(Interval(start=cursor, end=s.start))
+        cursor = s.end
+    sents = [Sentence(start=w[0][0], end=w[-1][1], text=" ".join(t for _, _, t in w),
+                      words=[Word(start=a, end=b, text=t) for a, b, t in w]) for w in spoken if w]
+    return VideoAnalysis(sha256="0" * 64, duration=duration, loudness_db=levels, flatness=flatness,
+                         silences=silences, speech=speech, shot_cuts=[],
+                         transcript=Transcript(engine="test", sentences=sents))
+
+
+@st.composite
+def talks(draw, max_sentences: int = 8):
+    """A transcript with punctuation, touching words, short and long pauses, and sometimes a burst."""
+    t = draw(st.floats(0.0, 2.0))
+    spoken = []
+    for k in range(draw(st.integers(1, max_sentences))):
+        words = []
+        for i in range(draw(st.integers(1, 9))):
+            length = draw(st.floats(0.08, 0.7))
+            words.append((round(t, 3), round(t + length, 3), f"word{k}x{i}"))
+            t += length + draw(st.sampled_from([0.0, 0.0, 0.03, 0.12, 0.25]))
+        last = words[-1]
+        words[-1] = (last[0], last[1], last[2] + draw(st.sampled_from([".", "?", "!", ""])))
+        spoken.append(words)
+        t = words[-1][1] + draw(st.floats(0.05, 2.5))
+    duration = round(t + draw(st.floats(0.0, 2.0)), 3)
+    burst = None
+    if draw(st.booleans()):
+        a = draw(st.floats(0.0, max(0.0, duration - 1.5)))
+        burst = (a, min(duration, a + draw(st.floats(1.0, 4.0))))
+    return _analysis(spoken, duration, burst)
+
+
+def _inside(t: float, a: float, b: float) -> bool:
+    return a + 1e-3 < t < b - 1e-3
+
+
+@FAST
+@given(analysis=talks(), data=st.data())
+def test_no_clip_edge_lands_inside_a_word_or_a_sentence(analysis, data):
+    assume(analysis.duration >= 1.5)  # (shorter media may hold nothing as long as a clip)
+    video = _video(0, analysis.duration)
+    cands = candidate_segments(analysis, 0, first_id=1, min_len=1.5, max_len=8.0)
+    chosen = data.draw(st.lists(st.sampled_from(cands), min_size=1, max_size=len(cands), unique_by=lambda c: c.id))
+    longest = max(s.end - s.start for s in sentences(analysis))
+    target = data.draw(st.floats(longest + 2 * PAD + 0.1, 90.0))
+    clips = build_clips([Pick(segment_id=c.id, reason=c.kind) for c in chosen], {c.id: c for c in cands},
+                        {0: (video, analysis)}, target)
+    assert clips and sum(c.duration for c in clips) <= target + 1e-3
+    words = [w for s in analysis.transcript.sentences for w in s.words]
+    spans = sentences(analysis)
+    for clip in clips:
+        for edge in (clip.start, clip.end):
+            assert not any(_inside(edge, w.start, w.end) for w in words), (edge, clip)
+            assert not any(_inside(edge, s.start, s.end) for s in spans), (edge, clip)
+
+
+@FAST
+@given(analysis=talks(max_sentences=4), target=st.floats(0.5, 6.0))
+def test_a_budget_below_one_sentence_still_gives_a_clip_cut_between_words(analysis, target):
+    video = _video(0, analysis.duration)
+    cands = candidate_segments(analysis, 0, first_id=1, min_len=1.5, max_len=8.0)
+    picks = [Pick(segment_id=c.id) for c in cands if c.kind == "speech"][:1] or [Pick(segment_id=cands[0].id)]
+    clips = build_clips(picks, {c.id: c for c in cands}, {0: (video, analysis)}, target)
+    words = [w for s in analysis.transcript.sentences for w in s.words]
+    assert sum(c.duration for c in clips) <= target + 1e-3
+    # no sentence fits whole: the cut falls in a pause between words when there is one, else it is exact
+    assert all(c.start >= 0 and c.end <= analysis.duration + 1e-6 for c in clips)
+    assert words
+
+
+def test_a_clip_starts_before_its_first_word_with_the_pad_inside_the_pause():
+    spoken = [[(1.0, 1.4, "Welcome"), (1.4, 1.9, "everyone.")],  # touching words: never a cut point
+              [(2.1, 2.5, "Every"), (2.5, 3.0, "robot"), (3.0, 3.6, "climbs.")]]
+    analysis = _analysis(spoken, 6.0)
+    cands = candidate_segments(analysis, 0, first_id=1, min_len=0.5, max_len=8.0)
+    second = next(c for c in cands if c.kind == "speech" and c.text.startswith("Every"))
+    clip, = build_clips([Pick(segment_id=second.id)], {c.id: c for c in cands}, {0: (_video(0, 6.0), analysis)}, 30)
+    assert 1.9 < clip.start <= 2.0  # before "Every", at most half of the 0.2 s pause, never onto "everyone."
+    end = next(m for m in sentences(analysis) if m.text.startswith("Every")).end  # where its sound stops
+    assert 3.6 <= end < clip.end <= end + PAD
+
+
+def test_sentences_are_rebuilt_from_words_and_punctuation_not_decoder_segments():
+    words = [Word(start=0.5 + i * 0.4, end=0.85 + i * 0.4, text=t) for i, t in
+             enumerate("Hello there. This is one sentence split by the decoder.".split())]
+    # the decoder cut after "one": two segments, neither a sentence
+    segs = [Sentence(start=words[0].start, end=words[4].end, text="", words=words[:5]),
+            Sentence(start=words[5].start, end=words[-1].end, text="", words=words[5:])]
+    analysis = VideoAnalysis(sha256="0" * 64, duration=6.0, transcript=Transcript(engine="t", sentences=segs))
+    assert [m.text for m in sentences(analysis)] == ["Hello there.", "This is one sentence split by the decoder."]
+    chinese = [Word(start=i * 0.3, end=i * 0.3 + 0.25, text=t) for i, t in enumerate(["欢迎", "大家。", "机器人", "比赛", "开始！"])]
+    analysis = VideoAnalysis(sha256="0" * 64, duration=3.0,
+                             transcript=Transcript(engine="t", sentences=[Sentence(start=0, end=1.5, text="", words=chinese)]))
+    assert [m.text for m in sentences(analysis)] == ["欢迎大家。", "机器人比赛开始！"]
+
+
+def test_merged_clips_keep_each_reason_once():
+    spoken = [[(1.0, 2.0, "one."), (2.2, 3.0, "two.")], [(3.3, 4.0, "three.")]]
+    analysis = _analysis(spoken, 6.0)
+    cands = candidate_segments(analysis, 0, first_id=1, min_len=0.5, max_len=8.0)
+    spoken_ids = [c.id for c in cands if c.kind == "speech"]
+    reason = "heuristic: on theme: robot; level -30 dBFS"
+    clips = build_clips([Pick(segment_id=i, reason=reason) for i in spoken_ids], {c.id: c for c in cands},
+                        {0: (_video(0, 6.0), analysis)}, 30)
+    assert len(clips) == 1 and clips[0].reason == reason
+
+
+def test_the_planner_and_validation_agree_nine_videos_at_twenty_seconds():
+    """Issue 9 item 2: nine videos whose moments last 5-8 s, at a 20 s budget."""
+    pairs = []
+    for v in range(9):
+        spoken = [[(t + i * 0.5, t + i * 0.5 + 0.45, f"robot{'.' if i == 11 else ''}") for i in range(12)]
+                  for t in (1.0, 9.0, 17.0)]
+        pairs.append((_video(v, 26.0), _analysis(spoken, 26.0)))
+    info = PlannerInfo(provider="local", model="heuristic", heuristic=True)
+    plan = plan_edit(pairs, Theme(title="t", summary="s"), info, HeuristicPlanner(), target=20, min_clip=1.5,
+                     max_clip=8)
+    assert plan.duration <= 20 + 1e-6
+    assert any(n.startswith("left out") and "of 9 sources" in n for n in plan.planner.notes), plan.planner.notes
+    shown = {c.video_index for c in plan.clips}
+    left = [n for n in plan.planner.notes if n.startswith("left out")][0]
+    assert all(f"v{v}.mp4" in left for v in range(9) if v not in shown)
+
+
+@FAST
+@given(data=st.data(), videos=st.integers(1, 12), budget=st.floats(1.0, 120.0))
+def test_the_heuristic_plan_always_passes_its_own_validation(data, videos, budget):
+    pairs = [(_video(v, 0), data.draw(talks(max_sentences=5))) for v in range(videos)]
+    pairs = [(_video(v, a.duration), a) for v, (_, a) in enumerate(pairs)]
+    cands = number_candidates(pairs, min_len=1.5, max_len=8.0)
+    request = SelectionRequest(theme=Theme(title="t", summary="s"), candidates=cands, target_duration=budget,
+                               videos=[VideoDigest(video_index=v.index, name=v.name, duration=a.duration,
+                                                   shots=1, speech_ratio=1.0) for v, a in pairs])
+    selection, _ = HeuristicPlanner().select(request)
+    assert selection_problems(selection, {c.id: c for c in cands}, budget) == []
+    plan = plan_edit(pairs, Theme(title="t", summary="s"), PlannerInfo(provider="local", model="heuristic"),
+                     HeuristicPlanner(), target=budget, min_clip=1.5, max_clip=8.0)
+    assert plan.clips and plan.duration <= budget + 1e-3
+
+
+def test_off_topic_talk_stays_out_and_reasons_name_the_theme_terms():
+    theme = ["The robot competition final starts now.", "Our robot team won the competition final.",
+             "Every robot in the competition climbs the wall."]
+    small_talk = ["Did you find parking this morning?", "My sister bought a new sofa.",
+                  "I forgot my umbrella on the bus."]
+    pairs = []
+    for v in range(3):
+        spoken, t = [], 1.0
+        for text in (theme[v], small_talk[v], theme[(v + 1) % 3]):
+            words = text.split()
+            spoken.append([(t + i * 0.4, t + i * 0.4 + 0.35, w) for i, w in enumerate(words)])
+            t += len(words) * 0.4 + 1.5
+        pairs.append((_video(v, t), _analysis(spoken, t)))
+    info = PlannerInfo(provider="local", model="heuristic", heuristic=True)
+    planner = HeuristicPlanner()
+    theme_, _ = planner.theme([VideoDigest(video_index=v.index, name=v.name, duration=a.duration, shots=1,
+                                           speech_ratio=1.0, transcript_excerpt=a.transcript.text) for v, a in pairs])
+    assert {"robot", "competition"} <= set(theme_.keywords)
+    plan = plan_edit(pairs, theme_, info, planner, target=8, min_clip=1.5, max_clip=8)  # theme talk fills it
+    said = " ".join(c.reason for c in plan.clips)
+    assert "on theme: robot" in said or "on theme: competition" in said
+    for clip in plan.clips:
+        _, analysis = pairs[clip.video_index]
+        spoken = " ".join(w.text for s in analysis.transcript.sentences for w in s.words
+                          if clip.start <= w.start and w.end <= clip.end)
+        assert not any(word in spoken for word in ("parking", "sofa", "umbrella")), (clip, spoken)
+
+
+def test_theme_terms_are_whole_words_without_stop_words_or_numerals():
+    assert content_terms("Every everybody 2024 robots robot's the competition") == [
+        "everybody", "robot", "robot", "competition"]
+    words = keywords(["the robot arena", "robot arena", "arena of everybody"])
+    assert words[:2] == ["arena", "robot"] and "the" not in words
+
+
+def test_chinese_transcripts_give_chinese_theme_terms():
+    texts = ["机器人比赛今天开始，我们的机器人爬墙很快。", "评委说这个机器人比赛非常精彩。", "我今天忘了带伞。机器人比赛真好看。"]
+    words = keywords(texts)
+    assert words and all(is_cjk(w[0]) for w in words)
+    assert any("机器" in w for w in words) and any("比赛" in w for w in words)
+    assert not any(w in {"我们", "今天", "非常"} for w in words)
+
+
+def test_candidate_rows_tell_the_language_model_each_kind():
+    cand = Candidate(id=3, video_index=1, start=2.0, end=5.0, kind="sound_event", detail="loud burst +12 dB")
+    row = prompts.candidate_row(cand)
+    assert row["kind"] == "sound_event" and row["detail"] == "loud burst +12 dB"
+    assert "sound_event" in prompts.SELECT_SYSTEM and "quiet" in prompts.SELECT_SYSTEM
+
+
+def test_flatness_tells_a_tone_noise_and_silence_apart(tmp_path):
+    from autoclip.media import extract as ex
+
+    rate = 16000
+    t = np.arange(rate * 2) / rate
+    rng = np.random.default_rng(3)
+    parts = [0.3 * np.sin(2 * np.pi * 1000 * t), 0.2 * rng.standard_normal(len(t)), np.zeros(len(t))]
+    wav = tmp_path / "a.wav"
+    with wave.open(str(wav), "w") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes((np.clip(np.concatenate(parts), -1, 1) * 32767).astype(np.int16).tobytes())
+    levels, flat = ex.audio_levels(wav)
+    assert levels == ex.loudness(wav) and len(flat) == len(levels) == 24
+    tone, noise, silence = (np.median(flat[i * 8 + 1: i * 8 + 7]) for i in range(3))
+    assert tone < 0.06 and noise > 0.35 and silence == 0.0
+
+
+# ---------------------------------------------------------------- real media (espeak-ng + ffmpeg)
+
+@pytest.fixture(scope="module")
+def talk_with_applause(tmp_path_factory):
+    from autoclip.media.ffmpeg import ffmpeg_binary
+    from benchmarks.quality import ensure_espeak, make_corpus
+
+    if not ensure_espeak():
+        pytest.skip("espeak-ng is not installed and could not be (apt-get install espeak-ng)")
+
+    return make_corpus(tmp_path_factory.mktemp("talk"), ffmpeg_binary(), videos=1)
+
+
+@pytest.mark.parametrize("speech_model", ["none", "auto"])
+def test_an_applause_burst_in_a_talk_video_becomes_a_sound_event(talk_with_applause, tmp_path, monkeypatch,
+                                                                  speech_model):
+    from autoclip.analysis import analyze
+    from autoclip.config import get_settings
+    from autoclip.sources import ingest
+
+    monkeypatch.setenv("AUTOCLIP_WHISPER_MODEL", speech_model)
+    get_settings.cache_clear()
+    try:
+        settings = get_settings()
+        video = ingest(str(talk_with_applause.videos[0]), 0, tmp_path / "in", settings)
+        analysis = analyze(video, tmp_path / "scratch", settings)
+    finally:
+        get_settings.cache_clear()
+    cands = candidate_segments(analysis, 0, first_id=1, min_len=1.5, max_len=8.0)
+    applause = next(p for p in talk_with_applause.planted if p.kind == "applause")
+    card = next(p for p in talk_with_applause.planted if p.kind == "card")
+    events = [c for c in cands if c.kind == "sound_event"]
+    assert any(min(c.end, applause.end) - max(c.start, applause.start) >= 0.5 * (applause.end - applause.start)
+               for c in events), [(c.kind, c.start, c.end) for c in cands]
+    assert not any(c.start < card.end - 0.5 for c in events)  # the test card's steady tone is no event
+    assert any(c.kind == "quiet" and c.start < card.end - 1 for c in cands)
