@@ -141,6 +141,7 @@ class VideoDigest(BaseModel):
     speech_ratio: float
     transcript_excerpt: str = ""
     captions: list[str] = Field(default_factory=list)
+    language: str | None = Field(None, description="main language of the speech (ISO 639-1), when known")
 
 
 class Theme(BaseModel):

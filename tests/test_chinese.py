@@ -83,3 +83,25 @@ def test_benchmark_error_rates_count_chinese_characters_and_english_words():
     rates = error_rates("这是一条用于测试的视频。Hello there.", "這是一條龍魚測試的視頻 hello there")
     assert rates["cer"] == pytest.approx(2 / 11)  # Traditional counts as Simplified; 用于 -> 龙鱼 is two
     assert rates["wer"] == 0.0 and rates["mer"] == pytest.approx(2 / 13)
+
+
+def test_prompts_ask_for_titles_and_reasons_in_the_footages_language():
+    """A mostly Chinese set gets its theme and reasons asked for in Chinese (by speech seconds, not by
+    how many videos speak a language)."""
+    import json
+
+    from autoclip.models import SelectionRequest, Theme, VideoDigest
+    from autoclip.planning import prompts
+
+    digests = [VideoDigest(video_index=0, name="发布会.mp4", duration=120, shots=4, speech_ratio=0.8, language="zh"),
+               VideoDigest(video_index=1, name="a.mp4", duration=20, shots=1, speech_ratio=0.5, language="en"),
+               VideoDigest(video_index=2, name="b.mp4", duration=20, shots=1, speech_ratio=0.5, language="en"),
+               VideoDigest(video_index=3, name="silent.mp4", duration=60, shots=9, speech_ratio=0.0)]
+    assert prompts.footage_language(digests) == "zh"
+    theme = json.loads(prompts.theme_messages(digests)[1]["content"])
+    assert theme["language"] == "zh" and "language" in prompts.THEME_SYSTEM
+    request = SelectionRequest(theme=Theme(title="t", summary=""), candidates=[], videos=digests,
+                               target_duration=30)
+    select = json.loads(prompts.selection_messages(request)[1]["content"])
+    assert select["language"] == "zh" and "reason in the footage's language" in prompts.SELECT_SYSTEM
+    assert prompts.footage_language(digests[3:]) is None

@@ -16,7 +16,8 @@ THEME_SYSTEM = (
     "You are a film editor planning a short highlight reel from several raw videos. Read the per-video "
     "digests (speech excerpts, shot counts, on-screen captions) and say what the set is about. Answer with "
     'one JSON object: {"title": "<short title>", "summary": "<one to three sentences>", '
-    '"keywords": ["<word>", ...]}. Write in the language most of the speech is in.')
+    '"keywords": ["<word>", ...]}. Write in the footage\'s language (the "language" field, an ISO 639-1 '
+    'code; when it is absent, the language most of the speech is in).')
 
 SELECT_SYSTEM = (
     "You are a film editor. From the numbered candidate segments, pick the moments that tell the theme "
@@ -28,7 +29,19 @@ SELECT_SYSTEM = (
     "starting), visual_event (a burst of cuts or fast motion), footage (picture or sound without speech) or "
     "quiet (silence or a steady tone: filler); detail says what makes it so. Prefer on-theme speech and "
     "events; avoid off-topic talk and quiet. Answer with one JSON "
-    'object: {"picks": [{"segment_id": <id>, "reason": "<why this moment, one short sentence>"}]}.')
+    'object: {"picks": [{"segment_id": <id>, "reason": "<why this moment, one short sentence>"}]}. '
+    'Write each reason in the footage\'s language (the "language" field, an ISO 639-1 code).')
+
+
+def footage_language(digests: list[VideoDigest]) -> str | None:
+    """The language most of the speech is in (by seconds of speech), so titles and reasons are written in
+    it: a Chinese event gets Chinese reasons."""
+    seconds: dict[str, float] = {}
+    for d in digests:
+        if d.language:
+            main = d.language.split(",")[0].strip().lower()
+            seconds[main] = seconds.get(main, 0.0) + d.speech_ratio * d.duration
+    return max(seconds, key=seconds.get) if seconds else None
 
 class ThemeAnswer(BaseModel):
     title: str = Field(min_length=1)
@@ -54,9 +67,11 @@ def _doc(payload: dict) -> str:
 
 
 def theme_messages(digests: list[VideoDigest]) -> list[dict]:
-    videos = [d.model_dump(mode="json") for d in digests]
-    return [{"role": "system", "content": THEME_SYSTEM},
-            {"role": "user", "content": _doc({"task": "theme", "videos": videos})}]
+    videos = [d.model_dump(mode="json", exclude_none=True) for d in digests]
+    payload = {"task": "theme", "videos": videos}
+    if language := footage_language(digests):
+        payload["language"] = language
+    return [{"role": "system", "content": THEME_SYSTEM}, {"role": "user", "content": _doc(payload)}]
 
 
 def candidate_row(c: Candidate) -> dict:
@@ -81,6 +96,7 @@ def selection_messages(request: SelectionRequest, candidates: list[Candidate] | 
         "theme": request.theme.model_dump(mode="json"),
         "budget_seconds": round(budget if budget is not None else request.target_duration, 1),
         "min_clip_seconds": request.min_clip,
+        "language": footage_language(request.videos),
         "videos": [{"video_index": v.video_index, "name": v.name, "duration": v.duration}
                    for v in request.videos],
         "candidates": [candidate_row(c) for c in (candidates if candidates is not None else request.candidates)],

@@ -427,7 +427,8 @@ def digest(video: SourceVideo, analysis: VideoAnalysis, excerpt_chars: int = 120
         video_index=video.index, name=video.name, duration=round(analysis.duration, 2),
         shots=len(analysis.shot_cuts) + 1,
         speech_ratio=round(speech / analysis.duration, 3) if analysis.duration else 0.0,
-        transcript_excerpt=text[:excerpt_chars], captions=[c.caption for c in analysis.captions][:20])
+        transcript_excerpt=text[:excerpt_chars], captions=[c.caption for c in analysis.captions][:20],
+        language=(analysis.transcript.language or None) if analysis.transcript else None)
 
 
 def nearest(points: list[float], t: float, within: float) -> float | None:
