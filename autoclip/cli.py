@@ -68,6 +68,7 @@ def run(
     display = term.LiveProgress(screen, enabled=not verbose)
     try:
         with display, run_deadline(run_timeout(), "the run (AUTOCLIP_RUN_TIMEOUT)"):
+            term.start_temporary_server()
             result = flow(sources=list(sources), options=options, output=str(output), webhook_url=webhook_url,
                           allow_output_among_inputs=allow_output_among_inputs)
     except BaseException as exc:  # noqa: BLE001 - every way out is one line; the details go to the log

@@ -98,6 +98,42 @@ class LiveProgress:
             self.live.update(self._view())
 
 
+_WATCHER = """
+import os, signal, sys, time
+server, parent = int(sys.argv[1]), os.getppid()
+while os.getppid() == parent:
+    time.sleep(0.5)
+try:
+    os.kill(server, signal.SIGTERM)
+    time.sleep(5)
+    os.kill(server, signal.SIGKILL)
+except ProcessLookupError:
+    pass
+"""
+
+
+def start_temporary_server() -> int | None:
+    """Without PREFECT_API_URL a run uses a temporary Prefect server. Start it now (the run would start
+    the same one on its first API call) together with a small watcher that stops it once this process is
+    gone, however it ends (a `kill -9` skips every exit handler). Returns the server's PID, or None when a
+    server is configured."""
+    import subprocess
+    import sys
+
+    from prefect.settings import PREFECT_API_URL
+
+    if PREFECT_API_URL.value():
+        return None
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start()
+    pid = server.server_process.pid
+    subprocess.Popen([sys.executable, "-c", _WATCHER, str(pid)], stdin=subprocess.DEVNULL,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    return pid
+
+
 def stop_temporary_servers() -> None:
     """The temporary Prefect server a run started (no PREFECT_API_URL) goes with the run, even when the
     process is about to leave without running its exit handlers."""

@@ -226,6 +226,12 @@ def test_sigterm_mid_render_stops_everything_within_seconds(prefect_server, tmp_
     assert not _alive(render_pid)
     assert not out.exists() and not (out.parent.exists() and list(out.parent.iterdir()))
     assert not workspaces.exists() or list(workspaces.iterdir()) == []
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    with get_client(sync_client=True) as client:  # the run itself ends Crashed, not Running
+        run = client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=1)[0]
+    assert run.state.is_crashed() or run.state.is_cancelled(), run.state
 
 
 def _children_of(pid: int) -> list[tuple[int, str]]:
@@ -282,9 +288,40 @@ def test_kill_9_mid_render_takes_ffmpeg_along_and_the_next_run_sweeps_the_worksp
         time.sleep(0.1)
     assert not _alive(render_pid)  # PR_SET_PDEATHSIG: the render died with its parent
     assert len(list(workspaces.iterdir())) == 1  # the killed run could not clean up
+    killed_run = next(workspaces.iterdir()).name
 
     done = subprocess.run([sys.executable, "-m", "autoclip.cli", "run", str(media.one_second), "--duration", "1",
                            "--width", "320", "--height", "180", "-o", str(tmp_path / "again" / "reel.mp4")],
                           env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert list(workspaces.iterdir()) == []
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:  # it no longer shows Running for ever
+        state = client.read_flow_run(uuid.UUID(killed_run)).state
+    assert state.is_crashed() and "killed" in state.message
+
+
+@pytest.mark.slow
+def test_kill_9_takes_the_temporary_prefect_server_along(media, tmp_path):
+    """Without PREFECT_API_URL the run starts a temporary server; a watcher stops it when the run dies."""
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env.update(PREFECT_HOME=str(tmp_path / "home"), AUTOCLIP_WORKSPACE_DIR=str(tmp_path / "runs"),
+               AUTOCLIP_CACHE_DIR=str(tmp_path / "cache"))
+    long = synth.lavfi(tmp_path / "long.mp4", "testsrc2=s=640x360:r=25", 40, audio="sine=f=440:d=40")
+    proc = subprocess.Popen([sys.executable, "-m", "autoclip.cli", "run", str(long), "--duration", "30",
+                             "--preset", "veryslow", "-o", str(tmp_path / "out" / "reel.mp4")],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert _wait_for_child_ffmpeg(proc.pid, "libx264", 180), "the render never started"
+        servers = [pid for pid, cmd in _children_of(proc.pid) if "uvicorn" in cmd]
+        assert len(servers) == 1, _children_of(proc.pid)
+        proc.kill()
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    deadline = time.monotonic() + 10
+    while _alive(servers[0]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(servers[0])

@@ -80,6 +80,26 @@ def _for_publication(plan: EditPlan, videos: list[SourceVideo], duplicates: list
     return plan.model_copy(update={"clips": clips, "duplicates": duplicates, "planner": planner})
 
 
+def _mark_crashed(run_id: str) -> None:
+    """A run whose process was killed (-9, power loss) cannot end its own state: the next run that finds
+    its workspace says Crashed for it, so it does not show Running for ever."""
+    try:
+        flow_run_id = uuid.UUID(run_id)
+    except ValueError:
+        return
+    from prefect.client.orchestration import get_client
+    from prefect.states import Crashed
+
+    try:
+        with get_client(sync_client=True) as client:
+            state = client.read_flow_run(flow_run_id).state
+            if state is not None and not state.is_final():
+                client.set_flow_run_state(flow_run_id, Crashed(
+                    message="its process was killed; a later run found its workspace and removed it"), force=True)
+    except Exception as exc:  # noqa: BLE001 - another server's run, or no API: nothing to correct here
+        get_run_logger().info("could not mark run %s as crashed: %s", run_id, exc)
+
+
 def _bounded(task, items: list, limit: int, **kwargs):
     """Submit `task` for each item with at most `limit` running; yield (item, final state) as they end."""
     futures = {}
@@ -150,6 +170,7 @@ def auto_clip(sources: list[str], options: ClipOptions | None = None, output: st
         logger.info("task results and cache records: %s", store.uri)
     for abandoned in sweep_abandoned(settings.workspace_dir):
         logger.warning("removed the workspace of a run that was killed: %s", abandoned)
+        _mark_crashed(abandoned.name)
     workspace = settings.workspace_dir / str(flow_run.get_id() or uuid.uuid4())
     check_keys()  # a refused provider key stops the run before any work
     claim_workspace(workspace)
