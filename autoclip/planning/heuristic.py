@@ -14,6 +14,7 @@ import collections
 import math
 
 from autoclip.models import Candidate, Pick, Selection, SelectionRequest, Theme, Usage, VideoDigest
+from autoclip.planning.knapsack import best_fit
 from autoclip.planning.timeline import MERGE_GAP, PAD
 from autoclip.planning.validation import selection_problems
 from autoclip.text import is_cjk, terms
@@ -304,26 +305,7 @@ def _first_clash(picked: list[Candidate], score: dict[int, float]) -> Candidate 
     return None
 
 
-def _knapsack(items: list[Candidate], capacity: float, value, weight, resolution: float = 0.1) -> list[Candidate]:
-    """The most valuable set of whole items whose weights fit in `capacity` (0/1 knapsack on a 0.1 s grid)."""
-    import numpy as np
-
-    cap = int(capacity / resolution + 1e-6)
-    if cap <= 0 or not items:
-        return []
-    weights = [max(1, int(math.ceil(weight(c) / resolution - 1e-6))) for c in items]
-    best = np.zeros(cap + 1)
-    take = np.zeros((len(items), cap + 1), dtype=bool)
-    for k, (w, item) in enumerate(zip(weights, items)):
-        if w > cap:
-            continue
-        shifted = np.full(cap + 1, -1.0)
-        shifted[w:] = best[: cap + 1 - w] + value(item)
-        take[k] = shifted > best + 1e-9
-        best = np.maximum(best, shifted)
-    out, c = [], int(np.argmax(best))
-    for k in range(len(items) - 1, -1, -1):
-        if take[k, c]:
-            out.append(items[k])
-            c -= weights[k]
-    return out
+def _knapsack(items: list[Candidate], capacity: float, value, weight) -> list[Candidate]:
+    """The most valuable set of whole moments whose lengths fit in `capacity`."""
+    chosen = best_fit([weight(c) for c in items], [value(c) for c in items], capacity)
+    return [items[k] for k in reversed(chosen)]

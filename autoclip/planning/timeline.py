@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from autoclip.errors import PlanError
 from autoclip.models import Candidate, Clip, Interval, Pick, SourceVideo, VideoAnalysis
+from autoclip.planning.knapsack import best_fit
 from autoclip.planning.segments import Moment, pauses, sentences
 
 PAD = 0.3  # breathing room before the first and after the last word, taken from the pause around it
@@ -238,32 +239,12 @@ def fit_budget(clips: list[Clip], target: float, min_clip: float,
     return out
 
 
-def _knapsack(clips: list[Clip], target: float, resolution: float = 0.1) -> list[int]:
+def _knapsack(clips: list[Clip], target: float) -> list[int]:
     """Indices of the clips to keep: the most seconds within `target`, one clip of every video first
     (a video's first clip is worth the whole budget extra, so no source is dropped for length alone)."""
-    import numpy as np
-
-    capacity = int(target / resolution + 1e-6)
-    weights = [int(math.ceil(c.duration / resolution - 1e-9)) for c in clips]
-    first_of_video: set[int] = set()
-    seen: set[int] = set()
+    first_of_video: dict[int, int] = {}
     for k, c in enumerate(clips):
-        if c.video_index not in seen:
-            seen.add(c.video_index)
-            first_of_video.add(k)
-    values = [c.duration + (target if k in first_of_video else 0.0) for k, c in enumerate(clips)]
-    best = np.zeros(capacity + 1)
-    take = np.zeros((len(clips), capacity + 1), dtype=bool)
-    for k, (w, v) in enumerate(zip(weights, values)):
-        if w > capacity:
-            continue
-        shifted = np.full(capacity + 1, -1.0)
-        shifted[w:] = best[: capacity + 1 - w] + v
-        take[k] = shifted > best
-        best = np.maximum(best, shifted)
-    keep, c = [], int(np.argmax(best))
-    for k in range(len(clips) - 1, -1, -1):
-        if take[k, c]:
-            keep.append(k)
-            c -= weights[k]
-    return sorted(keep)
+        first_of_video.setdefault(c.video_index, k)
+    firsts = set(first_of_video.values())
+    values = [c.duration + (target if k in firsts else 0.0) for k, c in enumerate(clips)]
+    return best_fit([c.duration for c in clips], values, target)
