@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import select
-import signal
 import socket
 import subprocess
 import sys
@@ -21,7 +20,7 @@ import av
 import pytest
 
 from tests import synth
-from tests.conftest import SESSION_DIR, _free_port
+from tests.conftest import _free_port, stop_group
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -35,13 +34,7 @@ def _prefect(*args, timeout=300):
                           text=True, timeout=timeout, env=dict(os.environ))
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+_stop = stop_group
 
 
 class Api:

@@ -5,7 +5,6 @@ task's download links are presigned URLs that serve the very object."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time

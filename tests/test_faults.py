@@ -28,32 +28,28 @@ from tests import synth
 SMALL = dict(width=320, height=180, fps=25)
 
 
-@pytest.fixture
-def tiny_disk(tmp_path):
-    """A 256 KiB tmpfs (needs root and mount); skipped with the reason when mounting is refused."""
-    mount = tmp_path / "tiny"
+def _tmpfs(mount: Path, options: str):
+    """Mount a tmpfs at `mount` (needs root and mount); skip with the reason when mounting is refused."""
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True, text=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)], capture_output=True, text=True)
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}")
     try:
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 256 KiB tmpfs: a disk that fills."""
+    yield from _tmpfs(tmp_path / "tiny", "size=256k")
 
 
 @pytest.fixture
 def read_only_dir(tmp_path):
     """A read-only tmpfs (root ignores permission bits, not a read-only mount)."""
-    mount = tmp_path / "ro"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mount)], capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+    yield from _tmpfs(tmp_path / "ro", "ro,size=1m")
 
 
 def _clip(path: Path, start: float, end: float) -> Clip:
