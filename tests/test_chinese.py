@@ -105,3 +105,20 @@ def test_prompts_ask_for_titles_and_reasons_in_the_footages_language():
     select = json.loads(prompts.selection_messages(request)[1]["content"])
     assert select["language"] == "zh" and "reason in the footage's language" in prompts.SELECT_SYSTEM
     assert prompts.footage_language(digests[3:]) is None
+
+
+def test_the_offline_planner_gives_chinese_footage_a_chinese_theme():
+    from autoclip.models import VideoDigest
+    from autoclip.planning.heuristic import HeuristicPlanner
+
+    talks = ["今天我们发布新的自动剪辑工具，自动剪辑工具可以把长视频剪成短视频。",
+             "自动剪辑工具上线以后，很多人用它剪辑旅行视频。",
+             "我们也欢迎大家试用自动剪辑工具，并提出意见。"]
+    digests = [VideoDigest(video_index=i, name=f"第{i + 1}段.mp4", duration=30, shots=2, speech_ratio=0.8,
+                           transcript_excerpt=t, language="zh") for i, t in enumerate(talks)]
+    theme, _ = HeuristicPlanner().theme(digests)
+    assert theme.title.startswith("精彩集锦：") and has_cjk(theme.summary)
+    assert "剪辑" in theme.title or "自动" in theme.title, theme
+    english = [d.model_copy(update={"transcript_excerpt": "The new tool cuts long videos into short reels.",
+                                    "language": "en"}) for d in digests]
+    assert HeuristicPlanner().theme(english)[0].title.startswith("Highlights")

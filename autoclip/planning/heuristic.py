@@ -96,7 +96,16 @@ class HeuristicPlanner:
     heuristic = True
 
     def theme(self, digests: list[VideoDigest]) -> tuple[Theme, dict[str, Usage]]:
-        words = keywords([d.transcript_excerpt + " " + " ".join(d.captions) for d in digests])
+        texts = [d.transcript_excerpt + " " + " ".join(d.captions) for d in digests]
+        words = keywords(texts)
+        if _mostly_chinese(texts):  # a Chinese event gets a Chinese title, led by its Chinese terms
+            words = sorted(words, key=lambda w: not is_cjk(w[0]))
+            names = "、".join(d.name for d in digests)
+            title = ("精彩集锦：" + "、".join(words[:3])) if words else f"{len(digests)} 段视频的精彩集锦"
+            summary = (f"离线启发式规划（未使用大模型）：主题取自 {names} 中多段视频都提到的词。" if words else
+                       f"离线启发式规划（未使用大模型）：没有可读的语音，因此选取 {names} 中的事件（声音爆发、"
+                       "剪切、运动）和最生动的时刻。")
+            return Theme(title=title, summary=summary, keywords=words), {}
         names = ", ".join(d.name for d in digests)
         title = ("Highlights: " + ", ".join(words[:3])) if words else f"Highlights from {len(digests)} videos"
         summary = (f"Heuristic planner (offline, no language model): theme from the terms spoken in several of "
@@ -309,3 +318,11 @@ def _knapsack(items: list[Candidate], capacity: float, value, weight) -> list[Ca
     """The most valuable set of whole moments whose lengths fit in `capacity`."""
     chosen = best_fit([weight(c) for c in items], [value(c) for c in items], capacity)
     return [items[k] for k in reversed(chosen)]
+
+
+def _mostly_chinese(texts: list[str]) -> bool:
+    """Whether the words spoken are mostly Chinese: more CJK characters than letters of other scripts
+    divided by four (about one Chinese character carries what four Latin letters do)."""
+    cjk = sum(1 for t in texts for ch in t if is_cjk(ch))
+    latin = sum(1 for t in texts for ch in t if ch.isalpha() and not is_cjk(ch))
+    return cjk > 0 and cjk * 4 >= latin
