@@ -137,7 +137,7 @@ class HeuristicPlanner:
         top_theme = max(raw_theme.values(), default=0.0) or 1.0
         audible = sorted(c.loudness_db for c in cands if c.loudness_db > -90 and c.kind != "quiet")
         top_activity = max((c.activity for c in cands), default=0.0) or 1.0
-        meaning = self._meaning(request)
+        meaning = self._meaning(request, {i: v / top_theme for i, v in raw_theme.items()})
 
         def level_rank(db: float) -> float:
             if not audible or db <= -90:
@@ -153,11 +153,10 @@ class HeuristicPlanner:
             motion = c.activity / top_activity
             parts: list[str] = []
             if c.kind == "speech" and has_words and c.text:
-                if c.id in meaning:  # words and meaning weigh alike (so talk sharing no theme term is on
-                    # topic when meaning puts it in the upper half of the job's range); meaning alone where
-                    # no term weighs
+                if c.id in meaning:  # words and meaning weigh alike where the talk shares theme terms;
+                    # where it shares none, the words have no evidence either way and meaning judges alone
                     similarity, near = meaning[c.id]
-                    theme = (theme + near) / 2 if weights else near
+                    theme = (theme + near) / 2 if theme > 0 else near
                 # on-topic and off-topic talk kept apart: a clear step between them, then by strength
                 score = (0.55 if theme >= ON_TOPIC else 0.1) + 0.4 * theme
                 hits = sorted((t for t in set(content_terms(c.text)) if weights.get(t, 0) >= 0.2),
@@ -188,13 +187,14 @@ class HeuristicPlanner:
             judged[c.id] = (round(min(1.0, score), 4), "heuristic: " + "; ".join(parts))
         return judged
 
-    def _meaning(self, request: SelectionRequest) -> dict[int, tuple[float, float]]:
-        """Per speech candidate: its similarity to the theme in meaning, and that similarity scaled to 0-1
-        within the job. Empty when off, or when the model cannot tell the job's sentences apart."""
+    def _meaning(self, request: SelectionRequest, by_words: dict[int, float]) -> dict[int, tuple[float, float]]:
+        """Per speech candidate: its similarity to the theme in meaning (the centre of the talk, weighted by
+        the word judge's theme strength, 0-1), and that similarity scaled to 0-1 within the job. Empty when
+        off, or when the model cannot tell the job's sentences apart."""
         spoken = [c for c in request.candidates if c.kind == "speech" and c.text.strip()]
         if not self.meaning or len(spoken) < 2:
             return {}
-        similarity = by_meaning.theme_similarity([(c.video_index, c.text) for c in spoken])
+        similarity = by_meaning.theme_similarity([c.text for c in spoken], [by_words[c.id] for c in spoken])
         low, top = min(similarity), max(similarity)
         if top - low < MEANING_SPREAD:
             return {}

