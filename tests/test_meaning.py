@@ -108,3 +108,15 @@ def test_the_benchmarks_paraphrased_sentences_share_no_theme_term():
         own = set(content_terms(sentence))
         others = {t for j, s in enumerate(PARAPHRASED) if j != i for t in content_terms(s)}
         assert own and not own & said and not own & others, (sentence, own & (said | others))
+
+
+@needs_model
+def test_chinese_talk_is_judged_by_meaning_too():
+    theme = ["机器人比赛的决赛今天在体育馆开始。", "我们队的机器人在比赛中爬上了墙。",
+             "评委按速度给每个机器人打分。", "决赛里最小的机器人爬得最快。"]
+    on_topic = "裁判拿着秒表，看着那些机械装置往上冲。"  # referees, stopwatches, machines: no theme term
+    small_talk = "我还要在回家的路上买牛奶和面包。"
+    theme_terms = {t for s in theme for t in content_terms(s)}
+    assert not set(content_terms(on_topic)) & theme_terms and not set(content_terms(small_talk)) & theme_terms
+    similarity = meaning.theme_similarity(theme + [on_topic, small_talk], [1, 1, 1, 1, 0, 0])
+    assert similarity[-2] > similarity[-1], similarity

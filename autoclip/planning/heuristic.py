@@ -167,7 +167,7 @@ class HeuristicPlanner:
                                  (f" (said in {shared} sources)" if shared > 1 else ""))
                 if c.id in meaning:
                     parts.append(f"close in meaning to the theme ({similarity:.2f})" if theme >= ON_TOPIC else
-                                 f"off-topic: far in meaning from the theme ({similarity:.2f})")
+                                 f"off-topic speech: far in meaning from the theme ({similarity:.2f})")
                 elif not hits:
                     parts.append("off-topic speech (no theme terms)")
             elif c.kind == "speech":
