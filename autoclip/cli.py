@@ -281,6 +281,15 @@ def doctor() -> None:
     for name, good, text in speech_report(settings.whisper_model, settings.cache_dir, settings.language,
                                           settings.chinese_script):
         line(name, good, text)
+    from autoclip.planning import meaning
+
+    if meaning.wanted(settings.judge):
+        judge = f"offline planner judges talk by theme terms and meaning ({meaning.MODEL}, {meaning.PACKAGE})"
+    elif meaning.available():
+        judge = "offline planner judges talk by theme terms only (AUTOCLIP_JUDGE=words)"
+    else:
+        judge = "offline planner judges talk by theme terms only; pip install 'auto-clip[judge]' for meaning too"
+    line("judge", True, judge)
     has_key = bool(settings.dashscope_api_key and settings.dashscope_api_key.get_secret_value())
     stages = ", ".join(f"{stage}={settings.stage_provider(stage, has_key)}" for stage in ("speech", "vision", "text"))
     line("providers", True, f"{stages}; DashScope key in environment: {'set' if has_key else 'not set'} "

@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     preflight: bool = Field(True, description="check the DashScope key with one free request before any work")
     vision_frames_per_call: int = Field(8, ge=1, le=32)
     selection_token_budget: int = Field(12000, ge=500, description="above this, pass 2 runs in windows")
+    judge: Literal["auto", "words"] = Field(
+        "auto", description="how the offline planner judges talk: auto = by theme terms and, when the `judge` "
+                            "extra is installed, by meaning (a sentence-embedding model); words = terms only")
     prices: dict[str, dict[str, float]] = Field(
         default_factory=lambda: dict(DEFAULT_PRICES),
         description="estimated price per model: CNY per 1,000 input/output tokens, or per audio second")

@@ -1,12 +1,14 @@
 """Highlight judgment on a planted-truth corpus: does the reel hold the moments an editor would pick?
 
-    python -m benchmarks.quality [--budgets 30 60] [--keep DIR]
+    python -m benchmarks.quality [--budgets 30 60] [--keep DIR] [--paraphrased] [--words-only]
 
 Generates a deterministic corpus (espeak-ng speech, ffmpeg lavfi pictures, seeded noise): four short "raw
 footage" videos of one event, each with on-theme sentences, off-topic small talk, silences, a test card with
 a steady tone and one loud applause burst. Runs the pure analysis and planning functions (not the Prefect
 flow), with and without the speech model, and scores the reel against evenly spaced, random and best-possible
-cuts on the same budget. Needs `espeak-ng`: installed with apt-get when missing and run as root, else the
+cuts on the same budget. With the `judge` extra installed, the speech-model run is planned twice: by theme
+terms alone and by meaning too; `--paraphrased` says each video's last theme sentence without a theme term.
+Needs `espeak-ng`: installed with apt-get when missing and run as root, else the
 script says so and exits 2.
 """
 
@@ -42,6 +44,12 @@ THEME = [  # three per video, all different, sharing the event's words
      "Next year the competition wants more teams and a longer final.",
      "The judges gave a special prize to the team with the fastest robot."],
 ]
+# --paraphrased: each video's last theme sentence said without one theme term (nor one shared with another
+# video's), the case only a judge of meaning can place; written before any run, checked in tests
+PARAPHRASED = ["Engineers tuned the motors all night before the contest began.",
+               "The referees held up their stopwatches as the gadgets raced upward.",
+               "Students soldered the last circuit board minutes before the match kicked off.",
+               "Spectators stood and shouted as the tiniest contraption hauled itself up."]
 SMALL_TALK = [
     ["Did anyone find a place to park the car this morning?", "I still need to buy milk on the way home."],
     ["My sister is moving to a new flat next week.", "Is it going to rain later, do you think?"],
@@ -110,13 +118,13 @@ def _applause(seconds: float, rng: np.random.Generator) -> np.ndarray:
     return np.clip(out * ramp, -0.99, 0.99)
 
 
-def make_corpus(folder: Path, ffmpeg: str, videos: int = 4) -> Corpus:
+def make_corpus(folder: Path, ffmpeg: str, videos: int = 4, paraphrased: bool = False) -> Corpus:
     """Up to four videos of one event; the planted truth is the exact place of every piece."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(10)
     corpus = Corpus(videos=[])
     for v in range(videos):
-        theme = THEME[v]
+        theme = THEME[v][:2] + [PARAPHRASED[v]] if paraphrased else THEME[v]
         talk = SMALL_TALK[v]
         plan = [("card", 3.0, ""), ("silence", 1.0, ""), ("theme", 0, theme[0]), ("silence", 1.2, ""),
                 ("talk", 0, talk[0]), ("silence", 1.5, ""), ("theme", 0, theme[1]), ("silence", 0.6, ""),
@@ -261,13 +269,14 @@ def analyse(corpus: Corpus, work: Path, speech: bool):
     return pairs, seconds
 
 
-def autoclip_cuts(pairs, budget: float) -> tuple[list[tuple[int, float, float]], list[str], float]:
+def autoclip_cuts(pairs, budget: float,
+                  meaning: bool = False) -> tuple[list[tuple[int, float, float]], list[str], float]:
     from autoclip.planning.heuristic import HeuristicPlanner
     from autoclip.planning.segments import digest
     from autoclip.planning.two_pass import decide_theme, plan_edit
 
     started = time.perf_counter()
-    planner = HeuristicPlanner()
+    planner = HeuristicPlanner(meaning=meaning)
     theme, info = decide_theme(planner, [digest(v, a) for v, a in pairs])
     plan = plan_edit(pairs, theme, info, planner, target=budget, min_clip=1.5, max_clip=8.0)
     return ([(c.video_index, c.start, c.end) for c in plan.clips], [c.reason for c in plan.clips],
@@ -285,6 +294,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budgets", type=float, nargs="+", default=[30.0, 60.0])
     parser.add_argument("--keep", type=Path, help="keep the corpus in this folder")
     parser.add_argument("--no-speech-model", action="store_true", help="only the run without Whisper")
+    parser.add_argument("--paraphrased", action="store_true",
+                        help="each video's last theme sentence shares no theme term (see PARAPHRASED)")
+    parser.add_argument("--words-only", action="store_true",
+                        help="judge talk by theme terms only, even with the judge extra installed")
     args = parser.parse_args(argv)
     if not ensure_espeak():
         print("benchmarks.quality needs espeak-ng (apt-get install espeak-ng)", file=sys.stderr)
@@ -293,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
 
     folder = Path(tempfile.mkdtemp(prefix="autoclip-quality-"))
     try:
-        corpus = make_corpus(args.keep or folder / "corpus", ffmpeg_binary())
+        corpus = make_corpus(args.keep or folder / "corpus", ffmpeg_binary(), paraphrased=args.paraphrased)
         print(f"corpus: {len(corpus.videos)} videos, {sum(corpus.durations):.1f} s, "
               f"{sum(1 for p in corpus.planted if p.highlight)} planted moments "
               f"({sum(p.end - p.start for p in corpus.planted if p.highlight):.1f} s)")
@@ -301,6 +314,11 @@ def main(argv: list[str] | None = None) -> int:
                 "clips ending inside a sentence | filler s | silence s | sources |",
                 "|---|---|---|---|---|---|---|---|---|---|"]
         modes = [False] if args.no_speech_model else [True, False]
+        from autoclip.planning import meaning
+
+        # words alone, and words and meaning when the `judge` extra is installed (unless --words-only);
+        # without a speech model there are no words to judge, so that run is planned once
+        judges = [False] + ([True] if meaning.available() and not args.words_only else [])
         runs = {}
         for speech in modes:
             pairs, seconds = analyse(corpus, folder / "work", speech)
@@ -308,10 +326,11 @@ def main(argv: list[str] | None = None) -> int:
             runs[speech] = (pairs, seconds, engine)
             print(f"analysis ({engine}): {seconds:.1f} s for 4 videos")
         for budget in args.budgets:
-            for speech in modes:
+            for speech, by_meaning in [(s, m) for s in modes for m in (judges if s else [False])]:
                 pairs, _, engine = runs[speech]
-                cuts, reasons, planning = autoclip_cuts(pairs, budget)
+                cuts, reasons, planning = autoclip_cuts(pairs, budget, by_meaning)
                 label = "auto-clip, speech model" if speech and "whisper" in engine else "auto-clip, no speech model"
+                label += ", judged by meaning too" if by_meaning else ""
                 rows.append(_row(label, budget, score(cuts, corpus, budget)))
                 print(f"planning {label} at {budget:.0f} s: {planning * 1000:.0f} ms")
                 for cut, reason in zip(cuts, reasons):

@@ -147,5 +147,5 @@ def test_doctor_reports_the_set_up():
     run = subprocess.run([sys.executable, "-m", "autoclip.cli", "doctor"], capture_output=True, text=True,
                          timeout=120)
     assert run.returncode == 0, run.stdout
-    for name in ("ffmpeg", "pyav", "prefect", "speech"):
+    for name in ("ffmpeg", "pyav", "prefect", "speech", "judge"):
         assert f"ok  {name}" in run.stdout

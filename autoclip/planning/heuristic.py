@@ -14,6 +14,7 @@ import collections
 import math
 
 from autoclip.models import Candidate, Pick, Selection, SelectionRequest, Theme, Usage, VideoDigest
+from autoclip.planning import meaning as by_meaning
 from autoclip.planning.knapsack import best_fit
 from autoclip.planning.timeline import MERGE_GAP, PAD
 from autoclip.planning.validation import selection_problems
@@ -40,6 +41,7 @@ KIND_BASE = {"speech": 0.3, "sound_event": 0.85, "visual_event": 0.6, "footage":
 FILLER = 0.3  # below this a moment is filler (off-topic talk, plain footage, quiet) ...
 FILL_SHARE = 0.9  # ... used only when better moments cannot fill this share of the budget
 SLACK = 0.1  # seconds per pick kept free for rounding and breath
+MEANING_SPREAD = 0.1  # a job's sentences closer in meaning than this (cosine range) are judged by words alone
 
 
 def content_terms(text: str) -> list[str]:
@@ -95,6 +97,15 @@ class HeuristicPlanner:
     model = "heuristic"
     heuristic = True
 
+    def __init__(self, meaning: bool | None = None):
+        """meaning: judge talk by meaning too (planning/meaning.py); None follows AUTOCLIP_JUDGE ('auto':
+        when the `judge` extra is installed). Without the extra it is off whatever is asked."""
+        if meaning is None:
+            from autoclip.config import get_settings
+
+            meaning = by_meaning.wanted(get_settings().judge)
+        self.meaning = bool(meaning) and by_meaning.available()
+
     def theme(self, digests: list[VideoDigest]) -> tuple[Theme, dict[str, Usage]]:
         texts = [d.transcript_excerpt + " " + " ".join(d.captions) for d in digests]
         words = keywords(texts)
@@ -102,14 +113,16 @@ class HeuristicPlanner:
             words = sorted(words, key=lambda w: not is_cjk(w[0]))
             names = "、".join(d.name for d in digests)
             title = ("精彩集锦：" + "、".join(words[:3])) if words else f"{len(digests)} 段视频的精彩集锦"
-            summary = (f"离线启发式规划（未使用大模型）：主题取自 {names} 中多段视频都提到的词。" if words else
+            also = f"；同时按语义判断讲话内容（{by_meaning.MODEL}）" if self.meaning else ""
+            summary = (f"离线启发式规划（未使用大模型）：主题取自 {names} 中多段视频都提到的词{also}。" if words else
                        f"离线启发式规划（未使用大模型）：没有可读的语音，因此选取 {names} 中的事件（声音爆发、"
                        "剪切、运动）和最生动的时刻。")
             return Theme(title=title, summary=summary, keywords=words), {}
         names = ", ".join(d.name for d in digests)
+        also = f"; talk judged by meaning too ({by_meaning.MODEL})" if self.meaning else ""
         title = ("Highlights: " + ", ".join(words[:3])) if words else f"Highlights from {len(digests)} videos"
         summary = (f"Heuristic planner (offline, no language model): theme from the terms spoken in several of "
-                   f"{names}." if words else
+                   f"{names}{also}." if words else
                    f"Heuristic planner (offline, no language model): no speech to read, so events (sound "
                    f"bursts, cuts, motion) and the liveliest moments of {names} are chosen.")
         return Theme(title=title, summary=summary, keywords=words), {}
@@ -135,6 +148,7 @@ class HeuristicPlanner:
         top_theme = max(raw_theme.values(), default=0.0) or 1.0
         audible = sorted(c.loudness_db for c in cands if c.loudness_db > -90 and c.kind != "quiet")
         top_activity = max((c.activity for c in cands), default=0.0) or 1.0
+        meaning = self._meaning(request, {i: v / top_theme for i, v in raw_theme.items()})
 
         def level_rank(db: float) -> float:
             if not audible or db <= -90:
@@ -143,13 +157,17 @@ class HeuristicPlanner:
             return below / len(audible)
 
         judged: dict[int, tuple[float, str]] = {}
-        has_words = bool(weights)
+        has_words = bool(weights) or bool(meaning)
         for c in cands:
             theme = raw_theme[c.id] / top_theme
             level = level_rank(c.loudness_db)
             motion = c.activity / top_activity
             parts: list[str] = []
             if c.kind == "speech" and has_words and c.text:
+                if c.id in meaning:  # words and meaning weigh alike where the talk shares theme terms;
+                    # where it shares none, the words have no evidence either way and meaning judges alone
+                    similarity, near = meaning[c.id]
+                    theme = (theme + near) / 2 if theme > 0 else near
                 # on-topic and off-topic talk kept apart: a clear step between them, then by strength
                 score = (0.55 if theme >= ON_TOPIC else 0.1) + 0.4 * theme
                 hits = sorted((t for t in set(content_terms(c.text)) if weights.get(t, 0) >= 0.2),
@@ -158,7 +176,10 @@ class HeuristicPlanner:
                     shared = max(sources[t] for t in hits)
                     parts.append(f"on theme: {', '.join(hits)}" +
                                  (f" (said in {shared} sources)" if shared > 1 else ""))
-                else:
+                if c.id in meaning:
+                    parts.append(f"close in meaning to the theme ({similarity:.2f})" if theme >= ON_TOPIC else
+                                 f"off-topic speech: far in meaning from the theme ({similarity:.2f})")
+                elif not hits:
                     parts.append("off-topic speech (no theme terms)")
             elif c.kind == "speech":
                 score = KIND_BASE["speech"] + 0.3 * level + 0.1 * motion
@@ -176,6 +197,19 @@ class HeuristicPlanner:
                 parts.append(f"level {c.loudness_db:.0f} dBFS" if c.loudness_db > -90 else "no audio")
             judged[c.id] = (round(min(1.0, score), 4), "heuristic: " + "; ".join(parts))
         return judged
+
+    def _meaning(self, request: SelectionRequest, by_words: dict[int, float]) -> dict[int, tuple[float, float]]:
+        """Per speech candidate: its similarity to the theme in meaning (the centre of the talk, weighted by
+        the word judge's theme strength, 0-1), and that similarity scaled to 0-1 within the job. Empty when
+        off, or when the model cannot tell the job's sentences apart."""
+        spoken = [c for c in request.candidates if c.kind == "speech" and c.text.strip()]
+        if not self.meaning or len(spoken) < 2:
+            return {}
+        similarity = by_meaning.theme_similarity([c.text for c in spoken], [by_words[c.id] for c in spoken])
+        low, top = min(similarity), max(similarity)
+        if top - low < MEANING_SPREAD:
+            return {}
+        return {c.id: (s, (s - low) / (top - low)) for c, s in zip(spoken, similarity)}
 
     # ------------------------------------------------------------ selection
 
