@@ -1,4 +1,4 @@
-"""Automations and concurrency limits from deployments/automations.yaml, on a real Prefect server: applying
+"""Automations and concurrency limits from autoclip/ops/automations.yaml, on a real Prefect server: applying
 twice leaves one of each, and finished flow runs reach a loopback receiver through the Webhook block (valid
 JSON with the run id, state, parameters and the reel URI or the failure reason) and the chat block."""
 
