@@ -171,3 +171,12 @@ def s3_env(s3_server, monkeypatch):
 def sample_speech() -> Path:
     """The public-domain speech sample the repository ships."""
     return ROOT / "samples" / "autoeditor_example_speech_en.mp4"
+
+
+@pytest.fixture(scope="module")
+def standin():
+    """The DashScope stand-in (the SDK's HTTP and websocket protocol) on loopback, one per test module."""
+    from tests.dashscope_standin import StandIn
+
+    with StandIn() as server:
+        yield server

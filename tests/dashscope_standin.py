@@ -878,5 +878,24 @@ def main(argv: Optional[list] = None) -> int:
     return 0
 
 
+STANDIN_KEY = "sk-standin"
+
+
+def standin_settings(standin, monkeypatch, tmp_path, **extra: str):
+    """Settings that send every stage to the stand-in, with short timeouts and back-off and a fresh response
+    cache; `extra` adds or overrides environment variables."""
+    from autoclip.config import get_settings
+
+    standin.reset()
+    env = {"AUTOCLIP_PROVIDER": "dashscope", "DASHSCOPE_API_KEY": STANDIN_KEY,
+           "AUTOCLIP_DASHSCOPE_BASE_URL": standin.http_base, "AUTOCLIP_DASHSCOPE_WEBSOCKET_URL": standin.ws_base,
+           "AUTOCLIP_RETRY_BASE_DELAY": "0.01", "AUTOCLIP_REQUEST_TIMEOUT": "2",
+           "AUTOCLIP_CACHE_DIR": str(tmp_path / "cache"), **extra}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    return get_settings()
+
+
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -4,7 +4,6 @@ that speaks DashScope's wire protocol (tests/dashscope_standin.py)."""
 from __future__ import annotations
 
 import json
-import logging
 import math
 import struct
 import wave
@@ -14,34 +13,21 @@ import pytest
 
 from autoclip.config import get_settings
 from autoclip.errors import ProviderAuthError, ProviderError
-from autoclip.models import (Candidate, Interval, PlannerInfo, SelectionRequest, Sentence, SourceVideo,
-                             Theme, Transcript, VideoAnalysis, VideoDigest, Word)
+from autoclip.models import (Candidate, Interval, PlannerInfo, SelectionRequest, SourceVideo, Theme,
+                             VideoAnalysis, VideoDigest)
 from autoclip.planning.two_pass import plan_edit
 from autoclip.planning.llm import language_model
 from autoclip.providers import Secrets, speech_recognizer, vision_describer
-from tests.dashscope_standin import StandIn, content, delay, status, task_failed
 
-KEY = "sk-standin"
+from tests.dashscope_standin import STANDIN_KEY, standin_settings, content, delay, status, task_failed
 
-
-@pytest.fixture(scope="module")
-def standin():
-    with StandIn() as server:
-        yield server
+KEY = STANDIN_KEY
 
 
 @pytest.fixture
 def ds(standin, monkeypatch, tmp_path):
     """Settings that send every stage to the stand-in, with a fresh response cache."""
-    standin.reset()
-    env = {"AUTOCLIP_PROVIDER": "dashscope", "DASHSCOPE_API_KEY": KEY,
-           "AUTOCLIP_DASHSCOPE_BASE_URL": standin.http_base, "AUTOCLIP_DASHSCOPE_WEBSOCKET_URL": standin.ws_base,
-           "AUTOCLIP_OPENAI_BASE_URL": standin.compatible_base, "AUTOCLIP_RETRY_BASE_DELAY": "0.01",
-           "AUTOCLIP_REQUEST_TIMEOUT": "2", "AUTOCLIP_CACHE_DIR": str(tmp_path / "cache")}
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
-    return get_settings()
+    return standin_settings(standin, monkeypatch, tmp_path, AUTOCLIP_OPENAI_BASE_URL=standin.compatible_base)
 
 
 def _digests():

@@ -18,30 +18,17 @@ from autoclip.planning.llm import language_model
 from autoclip.planning.two_pass import decide_theme
 from autoclip.providers import Secrets, speech_recognizer, vision_describer
 from autoclip.providers.dashscope import sentences_from_paraformer
-from tests.dashscope_standin import StandIn, content, delay, reset, stall, status, task_failed
+
+from tests.dashscope_standin import STANDIN_KEY, standin_settings, content, delay, reset, stall, status, task_failed
 from tests.test_dashscope import _digests, _wav
 
-KEY = "sk-standin"
-
-
-@pytest.fixture(scope="module")
-def standin():
-    with StandIn() as server:
-        yield server
+KEY = STANDIN_KEY
 
 
 @pytest.fixture
 def ds(standin, monkeypatch, tmp_path):
     """Every stage on the stand-in, short timeouts and back-off, a fresh response cache."""
-    standin.reset()
-    env = {"AUTOCLIP_PROVIDER": "dashscope", "DASHSCOPE_API_KEY": KEY,
-           "AUTOCLIP_DASHSCOPE_BASE_URL": standin.http_base, "AUTOCLIP_DASHSCOPE_WEBSOCKET_URL": standin.ws_base,
-           "AUTOCLIP_RETRY_BASE_DELAY": "0.01", "AUTOCLIP_REQUEST_TIMEOUT": "2",
-           "AUTOCLIP_CACHE_DIR": str(tmp_path / "cache"), "AUTOCLIP_WHISPER_MODEL": "none"}
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
-    return get_settings()
+    return standin_settings(standin, monkeypatch, tmp_path, AUTOCLIP_WHISPER_MODEL="none")
 
 
 def _frames(tmp_path, shots: int, per_shot: int = 2):

@@ -19,30 +19,17 @@ from typer.testing import CliRunner
 
 from autoclip.config import get_settings
 from tests import synth
-from tests.dashscope_standin import StandIn, stall, status, task_failed
+from tests.dashscope_standin import STANDIN_KEY, standin_settings, stall, status, task_failed
 
 pytestmark = pytest.mark.slow
-KEY = "sk-standin"
+KEY = STANDIN_KEY
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def standin():
-    with StandIn() as server:
-        yield server
 
 
 @pytest.fixture
 def ds(standin, monkeypatch, tmp_path):
-    standin.reset()
-    env = {"AUTOCLIP_PROVIDER": "dashscope", "DASHSCOPE_API_KEY": KEY,
-           "AUTOCLIP_DASHSCOPE_BASE_URL": standin.http_base, "AUTOCLIP_DASHSCOPE_WEBSOCKET_URL": standin.ws_base,
-           "AUTOCLIP_RETRY_BASE_DELAY": "0.01", "AUTOCLIP_REQUEST_TIMEOUT": "2", "AUTOCLIP_RETRY_ATTEMPTS": "1",
-           "AUTOCLIP_CACHE_DIR": str(tmp_path / "cache"), "AUTOCLIP_WHISPER_MODEL": "none"}
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
-    return get_settings()
+    return standin_settings(standin, monkeypatch, tmp_path, AUTOCLIP_RETRY_ATTEMPTS="1",
+                            AUTOCLIP_WHISPER_MODEL="none")
 
 
 def _cli(*args: str):
