@@ -12,6 +12,7 @@ import typer
 
 from autoclip.config import ClipOptions, get_settings
 from autoclip.errors import AutoclipError
+from autoclip.memory import limit_arenas
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Turn several raw videos into one short highlight reel.")
@@ -305,6 +306,7 @@ def main() -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     # SIGTERM outside a flow run ends the process as SIGINT would (Prefect takes SIGTERM over inside one)
     signal.signal(signal.SIGTERM, _terminate)
+    limit_arenas()
     app()
 
 

