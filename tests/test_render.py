@@ -77,6 +77,31 @@ def test_moviepy_engine_renders_the_same_plan(media, tmp_path):
     assert (info.video_codec, info.audio_codec, info.width, info.height) == ("h264", "aac", 320, 180)
 
 
+def test_long_plan_renders_in_parts_joined_in_sync(media, tmp_path):
+    """More clips than one graph holds: parts joined with the pictures copied and the sound encoded once,
+    every clip a whole number of frames, the sound exactly as long, the parts' files gone."""
+    from autoclip.media.render import CLIPS_PER_PART
+    import av
+
+    sources = [media.two_shots, media.no_audio, media.anamorphic]
+    clips = [_clip(sources[k % 3], 0.2 * (k % 4), 0.2 * (k % 4) + 0.52 + 0.1 * (k % 3), k % 3)
+             for k in range(CLIPS_PER_PART * 2 + 1)]
+    out = tmp_path / "long.mp4"
+    seen = []
+    render(clips, _infos(*sources), ClipOptions(width=320, height=180, fps=25, preset="ultrafast"), out,
+           on_progress=seen.append)
+    frames = sum(max(1, round(round(c.duration, 3) * 25)) for c in clips)
+    with av.open(str(out)) as container:
+        video = [f.pts for f in container.decode(video=0)]
+        container.seek(0)
+        samples = sum(f.samples for f in container.decode(audio=0))
+    assert len(video) == frames
+    assert len({b - a for a, b in zip(video, video[1:])}) == 1  # a constant rate across the joins
+    assert abs(samples / 48000 - frames / 25) <= 1024 / 48000
+    assert seen == sorted(seen) and max(seen) <= 1.0 and max(seen) > 0.5
+    assert [p.name for p in tmp_path.iterdir()] == ["long.mp4"]
+
+
 def test_failed_render_leaves_nothing_at_the_output(media, tmp_path):
     out = tmp_path / "reel.mp4"
     out.write_bytes(b"previous reel")
