@@ -13,6 +13,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEECH = ROOT / "samples" / "autoeditor_example_speech_en.mp4"
+# real Mandarin (its first 5 s), from the workplace's shared media beside the repository, when present
+MANDARIN = ROOT.parent / "shared" / "media" / "autocut_test002_zh_en.mov"
 VERSION = "v2"  # bump when the recipe changes: cached files are keyed by it
 
 # moving lavfi pictures (each cheap enough to generate at 720p)
@@ -30,9 +32,9 @@ ORDERS = [("testsrc2", "sierpinski", "gradients"), ("bars", "zoneplate", "testsr
 
 def make_video(ffmpeg: str, out: Path, *, seconds: float, width: int = 1280, height: int = 720,
                fps: int = 30, shots: tuple[str, ...] = ORDERS[0], speech_offset: float = 0.0,
-               preset: str = "superfast", shot_seconds: float | None = None) -> Path:
-    """An H.264/AAC MP4: `shots` (lavfi pictures) cycling every `shot_seconds` with hard cuts, the sample's
-    speech looped underneath; one keyframe per second. Skipped when the file is already there."""
+               preset: str = "superfast", shot_seconds: float | None = None, speech: Path = SPEECH) -> Path:
+    """An H.264/AAC MP4: `shots` (lavfi pictures) cycling every `shot_seconds` with hard cuts, `speech` (the
+    sample's by default) looped underneath; one keyframe per second. Skipped when the file is already there."""
     if out.exists():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -44,7 +46,7 @@ def make_video(ffmpeg: str, out: Path, *, seconds: float, width: int = 1280, hei
         source = SHOTS[shots[i % len(shots)]].format(w=width, h=height, fps=fps)
         args += ["-f", "lavfi", "-i", f"{source},trim=duration={shot_seconds:g}"]
         labels.append(f"[{i}:v]")
-    args += ["-stream_loop", "-1", "-ss", f"{speech_offset:g}", "-i", str(SPEECH)]
+    args += ["-stream_loop", "-1", "-ss", f"{speech_offset:g}", "-i", str(speech)]
     graph = "".join(labels) + f"concat=n={count}:v=1:a=0,format=yuv420p[v]"
     tmp = out.with_suffix(".partial.mp4")
     args += ["-filter_complex", graph, "-map", "[v]", "-map", f"{count}:a:0", "-t", f"{seconds:g}",
@@ -64,11 +66,11 @@ def reel_sources(ffmpeg: str, folder: Path, seconds: float = 60.0) -> list[Path]
             for i, order in enumerate(ORDERS)]
 
 
-def long_video(ffmpeg: str, folder: Path, minutes: float) -> Path:
-    """A long, cheap 640x360 video for the memory row: hard cuts every 20 s, speech throughout."""
-    return make_video(ffmpeg, folder / f"{VERSION}-long-{minutes:g}min.mp4", seconds=minutes * 60, width=640,
+def long_video(ffmpeg: str, folder: Path, minutes: float, speech: Path = SPEECH, name: str = "long") -> Path:
+    """A long, cheap 640x360 video for the memory row: hard cuts every 20 s, `speech` looped throughout."""
+    return make_video(ffmpeg, folder / f"{VERSION}-{name}-{minutes:g}min.mp4", seconds=minutes * 60, width=640,
                       height=360, fps=30, shots=("testsrc2", "cellauto", "zoneplate"), preset="ultrafast",
-                      shot_seconds=20.0)
+                      shot_seconds=20.0, speech=speech)
 
 
 def small_videos(ffmpeg: str, folder: Path, count: int, seconds: float = 3.0) -> list[Path]:
@@ -77,3 +79,16 @@ def small_videos(ffmpeg: str, folder: Path, count: int, seconds: float = 3.0) ->
                        height=180, fps=25, shots=(ORDERS[i % 3][0],), preset="ultrafast",
                        speech_offset=1.3 * i)
             for i in range(count)]
+
+
+def mandarin_speech(ffmpeg: str, folder: Path) -> Path | None:
+    """A few seconds of real Mandarin and a pause, for `long_video(speech=...)`; None without the clip."""
+    if not MANDARIN.exists():
+        return None
+    out = folder / f"{VERSION}-mandarin-unit.wav"
+    if not out.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        subprocess.run([ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i", str(MANDARIN),
+                        "-t", "5.0", "-vn", "-ac", "1", "-ar", "48000", "-af", "apad=pad_dur=1.2", str(out)],
+                       check=True)
+    return out
