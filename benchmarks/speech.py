@@ -1,12 +1,15 @@
 """Offline speech accuracy and cost: character/word error rates, real-time factor and peak memory of
 autoclip's WhisperRecognizer on real Mandarin, mixed Mandarin/English and English speech.
 
-    python benchmarks/speech.py [--media DIR]     # the table (3 runs a row, about 4 minutes on 2 cores)
+    python benchmarks/speech.py [--media DIR]     # the table (3 runs a row, 2-4 minutes on 2 cores)
     python benchmarks/speech.py --long-minutes 20 # also a long Chinese input, for memory
 
 Each row is the median (by CPU seconds) of --repeats runs: the 2-core machine is shared, and a busy
-neighbour inflates single runs several times over. Inputs: `shared/media/autocut_test002_zh_en.mov` beside the repository (real Mandarin, then English, with
-reference subtitles; its first 5 s are the Chinese clip) and the shipped English sample. Each
+neighbour inflates single runs several times over. Inputs: a Chinese talk and a mixed Chinese/English
+clip made offline by tests/mandarin.py (its voice fetched and checked on first use; rows left out without
+it), `shared/media/autocut_test002_zh_en.mov` beside the repository (real Mandarin, then English, with
+reference subtitles; its first 5 s are the Chinese clip; rows left out without it) and the shipped
+English sample. Each
 transcription runs in its own process, so its peak RSS (VmHWM) is the recogniser's alone; the real-time
 factor is transcription wall time over audio length (and CPU seconds over audio length, which a busy
 machine does not inflate), the model load excluded (reported apart; with `auto`

