@@ -198,9 +198,10 @@ def main() -> None:
             ("English sample (42 s, 16 s speech)", _wav(ffmpeg, SAMPLE, work / "en.wav"), SAMPLE_TEXT, "auto", ""),
             ("English sample, base model forced", work / "en.wav", SAMPLE_TEXT, "base", ""),
         ]
-        if args.long_minutes and mixed.exists():
-            cases.append((f"Chinese talk looped to {args.long_minutes:g} min",
-                          _looped(ffmpeg, work / "zh.wav", work / "long.wav", args.long_minutes), None, "auto", ""))
+        talk = next((w for w in (work / "zh.wav", work / "gen_zh.wav") if w.exists()), None)
+        if args.long_minutes and talk:
+            cases.append((f"Chinese talk ({talk.stem}) looped to {args.long_minutes:g} min",
+                          _looped(ffmpeg, talk, work / "long.wav", args.long_minutes), None, "auto", ""))
         print("| input | model used | CER (zh chars) | WER (en words) | real-time factor, wall (CPU) | peak RSS "
               "| output |")
         print("|---|---|---|---|---|---|---|")
