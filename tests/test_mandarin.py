@@ -14,7 +14,7 @@ def test_syllables_become_initials_and_toned_finals_read_in_context(mandarin_voi
     assert mandarin_voice.symbols("银行")[4:6] == ["h", "ang2"]  # 行 read from its neighbour
     assert mandarin_voice.symbols("行走")[1:3] == ["x", "ing2"]
     assert mandarin_voice.symbols("的")[1:3] == ["d", "e5"]  # neutral tone is tone 5
-    assert mandarin_voice.symbols("你好，世界。") == mandarin_voice.symbols("你好世界")  # punctuation is not read
+    assert mandarin_voice.symbols("你好，世界。") == mandarin_voice.symbols("你好世界")  # not read aloud
 
 
 def test_the_voice_refuses_what_it_cannot_read(mandarin_voice):
