@@ -1,12 +1,15 @@
 """Offline speech accuracy and cost: character/word error rates, real-time factor and peak memory of
 autoclip's WhisperRecognizer on real Mandarin, mixed Mandarin/English and English speech.
 
-    python benchmarks/speech.py [--media DIR]     # the table (3 runs a row, about 4 minutes on 2 cores)
+    python benchmarks/speech.py [--media DIR]     # the table (3 runs a row, 2-4 minutes on 2 cores)
     python benchmarks/speech.py --long-minutes 20 # also a long Chinese input, for memory
 
 Each row is the median (by CPU seconds) of --repeats runs: the 2-core machine is shared, and a busy
-neighbour inflates single runs several times over. Inputs: `shared/media/autocut_test002_zh_en.mov` beside the repository (real Mandarin, then English, with
-reference subtitles; its first 5 s are the Chinese clip) and the shipped English sample. Each
+neighbour inflates single runs several times over. Inputs: a Chinese talk and a mixed Chinese/English
+clip made offline by tests/mandarin.py (its voice fetched and checked on first use; rows left out without
+it), `shared/media/autocut_test002_zh_en.mov` beside the repository (real Mandarin, then English, with
+reference subtitles; its first 5 s are the Chinese clip; rows left out without it) and the shipped
+English sample. Each
 transcription runs in its own process, so its peak RSS (VmHWM) is the recogniser's alone; the real-time
 factor is transcription wall time over audio length (and CPU seconds over audio length, which a busy
 machine does not inflate), the model load excluded (reported apart; with `auto`
@@ -138,6 +141,40 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
+def generated_cases(ffmpeg: str, work: Path) -> list[tuple]:
+    """The Chinese talk and the mixed clip made by tests/mandarin.py (its voice fetched on first use)."""
+    from tests import mandarin
+
+    try:
+        voice = mandarin.Voice(mandarin.voice_files())
+    except mandarin.VoiceUnavailable as exc:
+        print(f"generated Mandarin rows left out: {exc}", file=sys.stderr)
+        return []
+    talk = mandarin.speech([("zh", s) for s in mandarin.TALK], work / "gen_zh.24k.wav", voice)
+    mixed = mandarin.speech(mandarin.MIXED, work / "gen_mixed.24k.wav", voice)
+    _wav(ffmpeg, work / "gen_zh.24k.wav", work / "gen_zh.wav")
+    _wav(ffmpeg, work / "gen_mixed.24k.wav", work / "gen_mixed.wav")
+    return [
+        (f"generated Chinese talk ({talk[-1][1] + mandarin.LEAD:.0f} s, {len(talk)} sentences)",
+         work / "gen_zh.wav", " ".join(s[3] for s in talk), "auto", ""),
+        (f"generated mixed zh/en ({mixed[-1][1] + mandarin.LEAD:.0f} s, {len(mixed)} sentences)",
+         work / "gen_mixed.wav", " ".join(s[3] for s in mixed), "auto", ""),
+    ]
+
+
+def shared_cases(ffmpeg: str, mixed: Path, work: Path) -> list[tuple]:
+    """The real recording from the shared media: its Chinese first sentence alone, then all of it."""
+    if not mixed.exists():
+        return []
+    cues = reference_cues(mixed.with_name("autocut_test002_zh_en.reference.srt"))
+    return [
+        ("Chinese talk (zh, 5 s)", _wav(ffmpeg, mixed, work / "zh.wav", 0, cues[0][1]), cues[0][2], "auto", ""),
+        ("Chinese talk, AUTOCLIP_LANGUAGE=zh", work / "zh.wav", cues[0][2], "auto", "zh"),
+        ("mixed zh then en (10 s)", _wav(ffmpeg, mixed, work / "mixed.wav"), " ".join(c[2] for c in cues),
+         "auto", ""),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--long-minutes", type=float, default=0, help="also a looped Chinese talk this long")
@@ -147,28 +184,24 @@ def main() -> None:
     args = parser.parse_args()
     if args.one:
         return one(*args.one)
-    mixed = args.media / "autocut_test002_zh_en.mov"
-    if not mixed.exists():
-        sys.exit(f"{mixed} not found: the Chinese clips come from the workplace's shared/media folder (--media)")
     from autoclip.media.ffmpeg import ffmpeg_binary
 
     ffmpeg = ffmpeg_binary()
-    cues = reference_cues(mixed.with_name("autocut_test002_zh_en.reference.srt"))
-    chinese_end = cues[0][1]
+    mixed = args.media / "autocut_test002_zh_en.mov"
+    if not mixed.exists():
+        print(f"{mixed} not found: its rows are left out (the shared clip comes from the workplace's "
+              "shared/media folder, --media)", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="autoclip-speech-") as scratch:
         work = Path(scratch)
         cache = Path.home() / ".cache" / "autoclip"
-        cases = [
-            ("Chinese talk (zh, 5 s)", _wav(ffmpeg, mixed, work / "zh.wav", 0, chinese_end), cues[0][2], "auto", ""),
-            ("Chinese talk, AUTOCLIP_LANGUAGE=zh", work / "zh.wav", cues[0][2], "auto", "zh"),
-            ("mixed zh then en (10 s)", _wav(ffmpeg, mixed, work / "mixed.wav"), " ".join(c[2] for c in cues),
-             "auto", ""),
+        cases = generated_cases(ffmpeg, work) + shared_cases(ffmpeg, mixed, work) + [
             ("English sample (42 s, 16 s speech)", _wav(ffmpeg, SAMPLE, work / "en.wav"), SAMPLE_TEXT, "auto", ""),
             ("English sample, base model forced", work / "en.wav", SAMPLE_TEXT, "base", ""),
         ]
-        if args.long_minutes:
-            cases.append((f"Chinese talk looped to {args.long_minutes:g} min",
-                          _looped(ffmpeg, work / "zh.wav", work / "long.wav", args.long_minutes), None, "auto", ""))
+        talk = next((w for w in (work / "zh.wav", work / "gen_zh.wav") if w.exists()), None)
+        if args.long_minutes and talk:
+            cases.append((f"Chinese talk ({talk.stem}) looped to {args.long_minutes:g} min",
+                          _looped(ffmpeg, talk, work / "long.wav", args.long_minutes), None, "auto", ""))
         print("| input | model used | CER (zh chars) | WER (en words) | real-time factor, wall (CPU) | peak RSS "
               "| output |")
         print("|---|---|---|---|---|---|---|")

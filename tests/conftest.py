@@ -173,6 +173,36 @@ def sample_speech() -> Path:
     return ROOT / "samples" / "autoeditor_example_speech_en.mp4"
 
 
+@pytest.fixture(scope="session")
+def mandarin_voice():
+    """The Mandarin test voice (tests/mandarin.py), fetched and checked on first use; skips without it."""
+    from tests import mandarin
+
+    try:
+        return mandarin.Voice(mandarin.voice_files())
+    except mandarin.VoiceUnavailable as exc:
+        pytest.skip(f"Mandarin test voice unavailable: {exc}")
+
+
+@pytest.fixture(scope="session")
+def chinese_talk(mandarin_voice, tmp_path_factory):
+    """A ~34 s Chinese talk on making coffee: six sentences with pauses, lavfi pictures."""
+    from tests import mandarin
+
+    return mandarin.chinese_talk(tmp_path_factory.mktemp("zh-talk"), mandarin_voice)
+
+
+@pytest.fixture(scope="session")
+def mixed_talk(mandarin_voice, tmp_path_factory):
+    """A ~15 s clip alternating Chinese (the test voice) and English (espeak-ng) sentences."""
+    from benchmarks.quality import ensure_espeak
+    from tests import mandarin
+
+    if not ensure_espeak():
+        pytest.skip("espeak-ng is not installed and could not be (apt-get install espeak-ng)")
+    return mandarin.mixed_talk(tmp_path_factory.mktemp("zh-en-talk"), mandarin_voice)
+
+
 @pytest.fixture(scope="module")
 def standin():
     """The DashScope stand-in (the SDK's HTTP and websocket protocol) on loopback, one per test module."""

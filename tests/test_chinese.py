@@ -122,3 +122,44 @@ def test_the_offline_planner_gives_chinese_footage_a_chinese_theme():
     english = [d.model_copy(update={"transcript_excerpt": "The new tool cuts long videos into short reels.",
                                     "language": "en"}) for d in digests]
     assert HeuristicPlanner().theme(english)[0].title.startswith("Highlights")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not whisper_models.base_installed(), reason="speech extra not installed")
+@pytest.mark.parametrize("clip", ["chinese_talk", "mixed_talk"])
+def test_generated_mandarin_through_the_offline_flow(prefect_server, clip, request, tmp_path):
+    """Real Mandarin (tests/mandarin.py) through the whole offline path: Whisper, the offline planner, the
+    render and the SRT. Accuracy is scored by benchmarks/speech.py; here only what the output must be."""
+    import json
+    import re
+
+    from autoclip.config import ClipOptions
+    from autoclip.flows.auto_clip import auto_clip
+    from autoclip.text import chinese_script
+
+    spoken = request.getfixturevalue(clip)
+    result = auto_clip(sources=[str(spoken.video)],
+                       options=ClipOptions(target_duration=12, width=320, height=180, fps=15),
+                       output=str(tmp_path / "咖啡.mp4"))
+    assert result.duration >= 7, result  # most of the 12 s budget: each clip has more to give
+    plan = json.loads(Path(result.plan).read_text(encoding="utf-8"))
+    assert plan["planner"]["heuristic"] and plan["planner"]["model"] == "heuristic", plan["planner"]
+    theme = plan["theme"]
+    assert theme["title"].startswith("精彩集锦：") and has_cjk(theme["summary"]), theme
+    topic = theme["title"] + " ".join(theme["keywords"])
+    assert "咖啡" in topic or clip == "mixed_talk" and "coffee" in topic, theme  # what the talk is about
+
+    srt = Path(result.subtitles).read_text(encoding="utf-8")
+    blocks = [b.splitlines() for b in srt.strip().split("\n\n")]
+    lines = [line for block in blocks for line in block[2:]]
+    chinese = [line for line in lines if has_cjk(line)]
+    assert chinese and (clip == "mixed_talk" or chinese == lines), lines
+    assert all(len(block) - 2 <= MAX_LINES for block in blocks)
+    assert all(display_width(line) <= LINE_WIDTH for line in lines), lines
+    assert not [line for line in chinese if re.search(r"[\u4e00-\u9fff]\s+[\u4e00-\u9fff]", line)]  # no spaces
+    text = "".join(chinese)
+    assert chinese_script(text, "simplified") == text  # Simplified: nothing left to convert
+    assert chinese_script(text, "traditional") != text  # ...and there were characters it would change
+    heard = [c for c in text if has_cjk(c)]
+    said = set(spoken.text)
+    assert sum(c in said for c in heard) >= 0.7 * len(heard), text  # a sanity bound, not the CER score

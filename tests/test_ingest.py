@@ -98,3 +98,16 @@ def test_real_phone_rotation_and_anamorphic_tv(shared_media):
     assert (tv.display_width, tv.display_height) == (1024, 576)
     assert probe(shared_media / "sadtalker_WDA_KatieHill_talking_head.mp4").video_codec == "mpeg4"
     assert probe(shared_media / "autocut_test002_zh_en.mov").fps == pytest.approx(23.976, abs=0.01)
+
+
+def test_a_long_gop_at_a_low_frame_rate_is_not_taken_for_a_truncated_file(media, tmp_path):
+    """One keyframe in 14 s (libx264's 250 frames at 15 fps is 17 s): the truncation check reads on from the
+    keyframe before the end instead of calling the file truncated (a rendered 15 fps reel was refused)."""
+    from autoclip.media.ffmpeg import run_ffmpeg
+
+    video = tmp_path / "slow.mp4"
+    run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=s=160x90:r=15:d=14", "-c:v", "libx264", "-preset", "ultrafast",
+                "-g", "250", "-sc_threshold", "0", "-pix_fmt", "yuv420p", str(video)], what="a long GOP")
+    assert probe(video).duration == pytest.approx(14.0, abs=0.1)
+    with pytest.raises(InputError, match="truncated or corrupt"):  # and a truncated file is still found
+        probe(media.truncated)

@@ -5,7 +5,7 @@ import pytest
 from autoclip.errors import PlanError
 from autoclip.models import (Candidate, Interval, MediaInfo, Pick, PlannerInfo, Selection, Sentence,
                              SourceVideo, Theme, Transcript, Usage, VideoAnalysis, Word)
-from autoclip.planning.segments import candidate_segments, number_candidates
+from autoclip.planning.segments import candidate_segments, number_candidates, sentences
 from autoclip.planning.timeline import PAD, Guide, build_clips, fit_budget
 from autoclip.planning.two_pass import plan_edit
 from autoclip.planning.validation import selection_problems
@@ -46,6 +46,20 @@ def test_candidates_follow_sentences_and_respect_max_length():
     assert all(c.speech_ratio > 0.5 for c in spoken)
     # every sentence is a candidate of its own (no punctuation: a 1 s pause ends a sentence)
     assert [(c.start, c.end) for c in spoken] == [(s.start, s.end) for s in _talk().transcript.sentences]
+
+
+def test_a_pause_still_ends_a_sentence_in_the_unpunctuated_segments_of_a_punctuated_talk():
+    """Whisper punctuates only some segments of a Chinese talk: the rest keep the 0.7 s pause rule, or the
+    whole talk became one sentence, every pick was pushed past its end and a 15 s reel came out 0.5 s."""
+    talk = _talk()
+    last = talk.transcript.sentences[-1]
+    last.words[-1].text += "."
+    last.text += "."
+    assert [(m.start, m.end) for m in sentences(talk)] == [(s.start, s.end) for s in talk.transcript.sentences]
+    cands = {c.id: c for c in number_candidates([(_video(0, 30.0), talk)], min_len=1.5, max_len=8.0)}
+    picks = [Pick(segment_id=i) for i, c in cands.items() if c.kind == "speech"][2:4]
+    clips = build_clips(picks, cands, {0: (_video(0, 30.0), talk)}, target=15, min_clip=1.5)
+    assert [(c.start, c.end) for c in clips] == [(8.2, 15.75)], clips  # both sentences, padded, one clip
 
 
 def test_silent_video_without_audio_gets_shot_based_candidates():

@@ -200,3 +200,21 @@ def test_the_analysis_key_names_the_speech_models(tmp_path):
     assert f"base={tmp_path / 'models' / 'whisper-base'}" in signature and "tiny.en=" in signature
     off = Settings(_env_file=None, provider="local", cache_dir=tmp_path, whisper_model="none")
     assert stage_signature(off, Secrets()) == "speech=local(none),vision=local"
+
+
+@needs_base
+def test_generated_mixed_chinese_and_english_keeps_both_languages(mixed_talk, tmp_path):
+    """Chinese from the test voice and English from espeak-ng, alternating: each sentence is heard in its
+    own language, the Chinese in Simplified characters without spaces (tests/mandarin.py)."""
+    from autoclip.text import chinese_script, has_cjk
+
+    transcript = WhisperRecognizer("auto", cache_dir=_cache()).transcribe(_wav(mixed_talk.video, tmp_path / "m.wav"))
+    for start, end, language, said in mixed_talk.sentences:
+        heard = " ".join(s.text for s in transcript.sentences if s.start < end and s.end > start)
+        assert heard, (said, [s.text for s in transcript.sentences])
+        if language == "zh":
+            assert has_cjk(heard) and " " not in heard.strip(), heard
+            assert chinese_script(heard, "simplified") == heard, heard
+            assert "咖啡" in heard, heard  # what both Chinese sentences are about
+        else:
+            assert not has_cjk(heard) and "coffee" in heard.lower(), heard

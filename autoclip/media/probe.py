@@ -11,6 +11,7 @@ from autoclip.errors import ProbeError
 from autoclip.models import MediaInfo
 
 _VFR_PACKETS = 240
+_END_PACKETS = 5000  # how far past the keyframe before the end the data is read looking for it (a long GOP)
 
 
 def _rotation(container, stream) -> int:
@@ -50,12 +51,13 @@ def _ends_where_it_claims(container, stream, duration: float) -> bool:
     target = duration - 2.0
     try:
         container.seek(int(target / stream.time_base), stream=stream, backward=True, any_frame=False)
-        for packet in container.demux(stream):
-            if packet.pts is None:
-                continue
-            if packet.size == 0:
+        # The seek lands on the keyframe before the target, which can be a whole GOP earlier (libx264's
+        # 250 frames are 17 s at 15 fps): read on (packets only, no decoding) until the data reaches it.
+        for n, packet in enumerate(container.demux(stream)):
+            if packet.size == 0 or n > _END_PACKETS:
                 return False
-            return float(packet.pts * stream.time_base) >= target - 10
+            if packet.pts is not None and float(packet.pts * stream.time_base) >= target - 10:
+                return True
     except av.error.FFmpegError:
         return False
     return False

@@ -21,6 +21,7 @@ KINDS = ("speech", "sound_event", "visual_event", "footage", "quiet")
 MIN_PAUSE = 0.2  # a real pause between words; shorter gaps are how words touch in running speech
 SENTENCE_PAUSE = 0.7  # an unpunctuated transcript: a pause this long ends a sentence
 LONG_PAUSE = 2.0  # a punctuated one: a pause this long still ends a sentence (a missed full stop)
+CLAUSE_MARKS = ".!?,;:。！？，、；：…"  # a decoder segment with none of these is unpunctuated
 MAX_GAP_IN_SEGMENT = 0.75  # a fragment shorter than min_len joins a neighbour only across a pause this short
 MIN_CANDIDATE = 0.5  # shorter pieces are flashes, not moments (unless a video has nothing else)
 BURST_DB = 6.0  # a sound event: this much above the video's typical voiced level ...
@@ -68,12 +69,16 @@ def sentences(analysis: VideoAnalysis) -> list[Moment]:
     if not words:
         return []
     punctuated = any(ends_sentence(w.text) for w in words)
-    pause = LONG_PAUSE if punctuated else SENTENCE_PAUSE
+    # A decoder segment with no punctuation at all (Whisper often punctuates only some segments of a
+    # Chinese talk) keeps the unpunctuated rule, or a whole talk could become one "sentence" no cut may enter.
+    bare = {id(w) for s in analysis.transcript.sentences if not any(c in CLAUSE_MARKS for c in s.text)
+            for w in s.words}
     out: list[Moment] = []
     current: list[Word] = []
     for i, word in enumerate(words):
         current.append(word)
         nxt = words[i + 1] if i + 1 < len(words) else None
+        pause = LONG_PAUSE if punctuated and id(word) not in bare else SENTENCE_PAUSE
         if nxt is None or (punctuated and ends_sentence(word.text)) or nxt.start - word.end >= pause:
             out.append(Moment(start=current[0].start, end=max(w.end for w in current), kind="speech",
                               text=join_words([w.text for w in current])))
