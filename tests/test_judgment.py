@@ -302,3 +302,32 @@ def test_an_applause_burst_in_a_talk_video_becomes_a_sound_event(talk_with_appla
                for c in events), [(c.kind, c.start, c.end) for c in cands]
     assert not any(c.start < card.end - 0.5 for c in events)  # the test card's steady tone is no event
     assert any(c.kind == "quiet" and c.start < card.end - 1 for c in cands)
+
+
+def test_a_budget_below_min_clip_ends_after_a_whole_sentence_not_at_a_word():
+    """Found by the property above: two short sentences, the second's sound running past its last word, and
+    a budget that holds the first sentence but not min_clip. The clip ends after the first sentence (in its
+    pause), not at the second's last word, which is inside that sentence's sound."""
+    analysis = _analysis([[(0.0, 0.5, "word0x0.")], [(1.0, 1.25, "word1x0.")]], 1.5, None)
+    cands = candidate_segments(analysis, 0, first_id=1, min_len=1.5, max_len=8.0)
+    clips = build_clips([Pick(segment_id=c.id, reason=c.kind) for c in cands], {c.id: c for c in cands},
+                        {0: (_video(0, 1.5), analysis)}, 1.25)
+    spans = sentences(analysis)
+    assert len(clips) == 1 and clips[0].duration <= 1.25 + 1e-3
+    assert clips[0].end >= 0.5 and not any(_inside(clips[0].end, s.start, s.end) for s in spans), clips[0]
+
+
+def test_a_pick_inside_a_long_sentence_plays_the_whole_sentence():
+    """Candidates split a sentence longer than max_len at its word pauses; the timeline never cuts inside
+    a sentence, so a piece picked from the middle plays the whole sentence rather than nothing."""
+    words = [(1.0 + 1.3 * i, 1.0 + 1.3 * i + 1.0, f"word{i}") for i in range(12)]
+    words[-1] = (words[-1][0], words[-1][1], "word11.")
+    analysis = _analysis([words], 18.0, None)
+    (sentence,) = sentences(analysis)
+    cands = candidate_segments(analysis, 0, first_id=1, min_len=1.5, max_len=8.0)
+    inner = [c for c in cands if c.kind == "speech" and sentence.start < c.start and c.end <= sentence.end + PAD]
+    assert inner, [(c.start, c.end) for c in cands]  # the sentence was split into pieces
+    for piece in inner:
+        clips = build_clips([Pick(segment_id=piece.id, reason="speech")], {c.id: c for c in cands},
+                            {0: (_video(0, 18.0), analysis)}, 30.0)
+        assert len(clips) == 1 and clips[0].start <= sentence.start and clips[0].end >= sentence.end, clips

@@ -49,11 +49,13 @@ class Guide:
                 return p
         return None
 
-    def clean_start(self, t: float) -> float:
-        """t moved out of any sentence, then padded back into the pause before it (half of it at most)."""
+    def clean_start(self, t: float, end: float | None = None) -> float:
+        """t moved out of any sentence, then padded back into the pause before it (half of it at most).
+        A start far into a long sentence moves past it, unless that leaves nothing before `end` (the pick
+        lies within the sentence): then it moves back to the sentence's start."""
         s = self.inside_sentence(t)
         if s:
-            if t - s.start <= EXTEND_INTO_SENTENCE:
+            if t - s.start <= EXTEND_INTO_SENTENCE or (end is not None and s.end >= end - MIN_CLIP):
                 t = s.start
             else:  # start after the sentence, clear of its last word (word ends are often given early)
                 p = self.pause_at(s.end)
@@ -68,12 +70,15 @@ class Guide:
             t = cuts[-1] if cuts else new
         return max(0.0, t)
 
-    def clean_end(self, t: float) -> float:
+    def clean_end(self, t: float, start: float | None = None) -> float:
+        """t moved out of any sentence, then padded into the pause after it. An end far before a long
+        sentence's end moves back before the sentence, unless that leaves nothing after `start`: then it
+        moves on to the sentence's end."""
         if t >= self.limit:  # the decodable end comes first
             return self.limit
         s = self.inside_sentence(t)
         if s:
-            if s.end - t <= EXTEND_INTO_SENTENCE:
+            if s.end - t <= EXTEND_INTO_SENTENCE or (start is not None and s.start <= start + MIN_CLIP):
                 t = s.end
             else:  # end before the sentence, clear of its first word
                 p = self.pause_at(s.start)
@@ -96,9 +101,10 @@ class Guide:
         options = [latest] if not self.inside_sentence(latest) else []
         for s in self.sentences:
             if start < s.end <= latest:
-                p = self.pause_at(s.end)
-                room = (p.end - s.end) / 2 if p is not None and p.end < self.limit else PAD
-                options.append(min(latest, s.end + min(PAD, room)))
+                p = self.pause_at(s.end)  # the pad goes into a pause (half of it, all of a last one), never
+                room = 0.0 if p is None else (p.end - s.end) / 2 if p.end < self.limit else p.end - s.end
+                end = min(latest, s.end + min(PAD, room))
+                options.append(s.end if self.inside_sentence(end) else end)  # into the next sentence
         options = [t for t in options if t - start >= MIN_CLIP]
         return max(options) if options else None
 
@@ -144,7 +150,7 @@ def build_clips(picks: list[Pick], candidates: dict[int, Candidate],
         cand = candidates[pick.segment_id]
         video, _ = videos[cand.video_index]
         guide = guides[cand.video_index]
-        start, end = guide.clean_start(cand.start), guide.clean_end(cand.end)
+        start, end = guide.clean_start(cand.start, cand.end), guide.clean_end(cand.end, cand.start)
         if end - start < MIN_CLIP:  # a flash: grown into the time around it where no sentence is cut
             start, end = guide.grow(start, max(end, start), MIN_CLIP)
         if end - start < min(MIN_CLIP, guide.limit) - 1e-6 or end <= start:
@@ -228,10 +234,12 @@ def fit_budget(clips: list[Clip], target: float, min_clip: float,
             out.insert(sum(1 for j in kept if j < k), clip)
             room -= clip.duration
             kept.add(k)
-    if not out:  # not one sentence fits: the first clip, ended at the last pause between words that fits
-        clip = clips[0]
+    if not out:  # no clip fits as long as min_clip: the first, ended after its last whole sentence that
+        clip = clips[0]  # fits, or when not one does, at the last pause between words that fits
         guide = guides.get(clip.video_index)
-        end = guide.latest_word_pause(clip.start, clip.start + target) if guide else None
+        end = guide.latest_end(clip.start, clip.start + target) if guide else None
+        if end is None or end - clip.start < MIN_CLIP:
+            end = guide.latest_word_pause(clip.start, clip.start + target) if guide else None
         clip.end = math.floor((end if end is not None else clip.start + target) * 1000) / 1000
         out = [clip]
     if len(out) == 1 and out[0].duration < min(MIN_CLIP, guides[out[0].video_index].limit if guides else MIN_CLIP) - 1e-3:
