@@ -528,13 +528,12 @@ MISS_NOTES = {
        "the load average). The first run is analysis (decode + Whisper, about half) and the 60 s render "
        "(libx264 veryfast, about 40%). What would fix it: Whisper with cpu_threads matched to the parallel "
        "analyses (providers/whisper.py), or a faster x264 preset for drafts.",
-    4: "The peak is during the render: the flow process (~250 MB once analysis has released the speech "
-       "model) plus the render's ffmpeg: ~130 MB for libx264, then ~12 MB per clip (every clip is its own "
-       "input, all open at once, and each clip's scale/pad frame pool lives until the graph ends) and each "
-       "input's copy of the source's MP4 index, which grows with the source's length (ffmpeg +28 MB from 5 "
-       "to 20 min). What would fix it: fewer inputs open at once (render a long plan in two halves and join "
-       "them by stream copy), or one input per source with the clips cut by trim where a source gives "
-       "several clips.",
+    4: "Where the peak was, and what was done: it used to be the render, the flow process holding the "
+       "analysis and planning models (~400 MB) beside ffmpeg (~390 MB with 16 clips open at once). Models "
+       "are now dropped when their stage ends (autoclip/memory.py), glibc's arenas are limited to 2, and a "
+       "plan of more than 8 clips renders in parts (render.py CLIPS_PER_PART). The peak is now the speech "
+       "model during analysis; if it misses again, run transcription in a child process that exits, or "
+       "decode in smaller windows (providers/whisper.py WINDOW_SECONDS).",
     5: "A re-run still encodes the reel (70-80% of it): render.py has a render cache (`render(..., "
        "cache_dir=, source_ids=)`) that the render task does not pass (tasks/stages.py: `cache_dir="
        "settings.cache_dir / 'renders'`, `source_ids={v.path: v.sha256 for v in videos}`); the 'projected' "
