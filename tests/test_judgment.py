@@ -331,3 +331,20 @@ def test_a_pick_inside_a_long_sentence_plays_the_whole_sentence():
         clips = build_clips([Pick(segment_id=piece.id, reason="speech")], {c.id: c for c in cands},
                             {0: (_video(0, 18.0), analysis)}, 30.0)
         assert len(clips) == 1 and clips[0].start <= sentence.start and clips[0].end >= sentence.end, clips
+
+
+def test_over_budget_a_clip_gives_up_its_short_first_sentence_rather_than_most_of_its_end():
+    """Fitting to the budget may start a clip later as well as end it earlier, whichever loses least: a
+    greeting before a long sentence goes, the long sentence stays whole."""
+    words = [[(0.0, 0.6, "Hello.")],
+             [(1.4 + 0.5 * i, 1.4 + 0.5 * i + 0.45, f"intro{i}") for i in range(6)] + [(4.4, 4.8, "end.")],
+             [(5.2 + 0.5 * i, 5.2 + 0.5 * i + 0.45, f"main{i}") for i in range(10)] + [(10.2, 10.4, "done.")]]
+    analysis = _analysis(words, 12.0, None)
+    cands = candidate_segments(analysis, 0, first_id=1, min_len=1.5, max_len=12.0)
+    speech = [c for c in cands if c.kind == "speech"]
+    clips = build_clips([Pick(segment_id=c.id, reason="speech") for c in speech], {c.id: c for c in cands},
+                        {0: (_video(0, 12.0), analysis)}, 9.6)
+    assert len(clips) == 1, clips
+    clip = clips[0]
+    assert clip.duration <= 9.6 + 1e-3
+    assert 0.6 <= clip.start <= 1.4 and clip.end >= 10.4, clip  # the greeting went, all else stayed

@@ -108,6 +108,21 @@ class Guide:
         options = [t for t in options if t - start >= MIN_CLIP]
         return max(options) if options else None
 
+    def earliest_start(self, earliest: float, end: float) -> float | None:
+        """The earliest place at or after `earliest` where a clip ending at `end` may start: never inside a
+        sentence; before a sentence's first word, with the pad held inside the pause. None when there is no
+        such place at least MIN_CLIP before end."""
+        earliest = max(0.0, earliest)
+        options = [earliest] if not self.inside_sentence(earliest) else []
+        for s in self.sentences:
+            if earliest <= s.start < end:
+                p = self.pause_at(s.start)
+                room = 0.0 if p is None else (s.start - p.start) / 2 if p.start > 0 else s.start - p.start
+                start = max(earliest, s.start - min(PAD, room))
+                options.append(s.start if self.inside_sentence(start) else start)
+        options = [t for t in options if end - t >= MIN_CLIP]
+        return min(options) if options else None
+
     def grow(self, start: float, end: float, length: float) -> tuple[float, float]:
         """The span widened to `length` (or the whole video, when shorter), ends never inside a sentence."""
         if self.limit <= length:
@@ -176,8 +191,8 @@ def build_clips(picks: list[Pick], candidates: dict[int, Candidate],
 
 def fit_budget(clips: list[Clip], target: float, min_clip: float,
                guides: dict[int, Guide] | None = None) -> list[Clip]:
-    """At most `target` seconds: first give back the pads, then end a clip earlier at a pause between its
-    sentences, and only when that cannot give enough, keep the set of whole clips that fills the budget
+    """At most `target` seconds: first give back the pads, then end a clip earlier or start it later at a
+    pause between its sentences, and only when that cannot give enough, keep the set of whole clips that fills the budget
     best while keeping every source that fits (a knapsack), using what is left for the first clip left out,
     shortened at a pause. A clip is never cut inside a sentence."""
     clips = [c.model_copy(deep=True) for c in clips]
@@ -200,25 +215,32 @@ def fit_budget(clips: list[Clip], target: float, min_clip: float,
     share = min(1.0, excess / max(1e-9, sum(a + b for a, b in room)))
     for clip, (before, after) in zip(clips, room):
         clip.start, clip.end = round(clip.start + before * share, 3), round(clip.end - after * share, 3)
-    while sum(c.duration for c in clips) > target + 1e-3:  # then whole sentences from the ends of clips
+    while sum(c.duration for c in clips) > target + 1e-3:  # then whole sentences from either end of a clip
         excess = sum(c.duration for c in clips) - target + 1e-3
         options = []
-        for clip in clips:
+        for k, clip in enumerate(clips):
             guide = guides.get(clip.video_index)
+            shortest = min(min_clip, clip.duration)
             end = guide.latest_end(clip.start, clip.end - excess) if guide else clip.end - excess
-            if end is not None and end - clip.start >= min(min_clip, clip.duration) and end < clip.end - 1e-3:
-                options.append((clip.end - end, -clip.duration, id(clip), clip, end))
+            if end is not None and end - clip.start >= shortest and end < clip.end - 1e-3:
+                options.append((clip.end - end, -clip.duration, k, "end", end))
+            start = guide.earliest_start(clip.start + excess, clip.end) if guide else None
+            if start is not None and clip.end - start >= shortest and start > clip.start + 1e-3:
+                options.append((start - clip.start, -clip.duration, k, "start", start))
         if not options:  # no one clip can give it all: the one that can give most gives what it can
-            for clip in clips:
+            for k, clip in enumerate(clips):
                 guide = guides.get(clip.video_index)
                 floor = clip.start + min(min_clip, clip.duration)
                 end = guide.latest_end(clip.start, floor) if guide else floor
                 if end is not None and end < clip.end - 1e-3:
-                    options.append((-(clip.end - end), -clip.duration, id(clip), clip, end))
+                    options.append((-(clip.end - end), -clip.duration, k, "end", end))
         if not options:
             break
-        _, _, _, clip, end = min(options)  # the one that loses least beyond what must go
-        clip.end = math.floor(end * 1000) / 1000
+        _, _, k, side, t = min(options)  # the one that loses least beyond what must go
+        if side == "end":
+            clips[k].end = math.floor(t * 1000) / 1000
+        else:
+            clips[k].start = math.ceil(round(t * 1000, 6)) / 1000
     if sum(c.duration for c in clips) <= target + 1e-3:
         return [c for c in clips if c.duration >= MIN_CLIP]
     kept = set(_knapsack(clips, target))
