@@ -4,7 +4,6 @@ drop words Whisper makes up (silence, low confidence, loops). Real models on rea
 from __future__ import annotations
 
 import os
-import wave
 from pathlib import Path
 
 import numpy as np
