@@ -198,13 +198,11 @@ def test_output_over_a_source_or_among_inputs_is_refused(prefect_server, media, 
 
 @pytest.mark.slow
 def test_sigterm_mid_render_stops_everything_within_seconds(prefect_server, tmp_path):
-    long = synth.lavfi(tmp_path / "long.mp4", "testsrc2=s=640x360:r=25", 40, audio="sine=f=440:d=40")
     workspaces = tmp_path / "runs"
     out = tmp_path / "out" / "reel.mp4"
     env = {**os.environ, "AUTOCLIP_WORKSPACE_DIR": str(workspaces), "AUTOCLIP_CACHE_DIR": str(tmp_path / "cache")}
-    proc = subprocess.Popen([sys.executable, "-m", "autoclip.cli", "run", str(long), "--duration", "30",
-                             "--preset", "veryslow", "--width", "1280", "--height", "720", "-o", str(out)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = _start_slow_render(tmp_path, env, out, "--width", "1280", "--height", "720",
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         render_pid = _wait_for_child_ffmpeg(proc.pid, "libx264", 120)
         assert render_pid, "the render never started"
@@ -262,15 +260,26 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _gone_within(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not _alive(pid)
+
+
+def _start_slow_render(tmp_path: Path, env: dict, out: Path, *extra: str, **popen) -> subprocess.Popen:
+    """`autoclip run` of a 40 s video with a veryslow encode: long enough to act on it mid-render."""
+    long = synth.lavfi(tmp_path / "long.mp4", "testsrc2=s=640x360:r=25", 40, audio="sine=f=440:d=40")
+    return subprocess.Popen([sys.executable, "-m", "autoclip.cli", "run", str(long), "--duration", "30",
+                             "--preset", "veryslow", *extra, "-o", str(out)], env=env, **popen)
+
+
 @pytest.mark.slow
 def test_kill_9_mid_render_takes_ffmpeg_along_and_the_next_run_sweeps_the_workspace(prefect_server, media, tmp_path):
-    long = synth.lavfi(tmp_path / "long.mp4", "testsrc2=s=640x360:r=25", 40, audio="sine=f=440:d=40")
     workspaces = tmp_path / "runs"
     env = {**os.environ, "AUTOCLIP_WORKSPACE_DIR": str(workspaces), "AUTOCLIP_CACHE_DIR": str(tmp_path / "cache")}
-    proc = subprocess.Popen([sys.executable, "-m", "autoclip.cli", "run", str(long), "--duration", "30",
-                             "--preset", "veryslow", "--width", "1280", "--height", "720",
-                             "-o", str(tmp_path / "out" / "reel.mp4")],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = _start_slow_render(tmp_path, env, tmp_path / "out" / "reel.mp4", "--width", "1280", "--height", "720",
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         render_pid = _wait_for_child_ffmpeg(proc.pid, "libx264", 120)
         assert render_pid, "the render never started"
@@ -279,10 +288,7 @@ def test_kill_9_mid_render_takes_ffmpeg_along_and_the_next_run_sweeps_the_worksp
     finally:
         if proc.poll() is None:
             proc.kill()
-    deadline = time.monotonic() + 5
-    while _alive(render_pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not _alive(render_pid)  # PR_SET_PDEATHSIG: the render died with its parent
+    assert _gone_within(render_pid, 5)  # PR_SET_PDEATHSIG: the render died with its parent
     assert len(list(workspaces.iterdir())) == 1  # the killed run could not clean up
     killed_run = next(workspaces.iterdir()).name
 
@@ -304,10 +310,8 @@ def test_kill_9_takes_the_temporary_prefect_server_along(media, tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     env.update(PREFECT_HOME=str(tmp_path / "home"), AUTOCLIP_WORKSPACE_DIR=str(tmp_path / "runs"),
                AUTOCLIP_CACHE_DIR=str(tmp_path / "cache"))
-    long = synth.lavfi(tmp_path / "long.mp4", "testsrc2=s=640x360:r=25", 40, audio="sine=f=440:d=40")
-    proc = subprocess.Popen([sys.executable, "-m", "autoclip.cli", "run", str(long), "--duration", "30",
-                             "--preset", "veryslow", "-o", str(tmp_path / "out" / "reel.mp4")],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = _start_slow_render(tmp_path, env, tmp_path / "out" / "reel.mp4",
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         assert _wait_for_child_ffmpeg(proc.pid, "libx264", 180), "the render never started"
         servers = [pid for pid, cmd in _children_of(proc.pid) if "uvicorn" in cmd]
@@ -317,7 +321,4 @@ def test_kill_9_takes_the_temporary_prefect_server_along(media, tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
-    deadline = time.monotonic() + 10
-    while _alive(servers[0]) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not _alive(servers[0])
+    assert _gone_within(servers[0], 10)

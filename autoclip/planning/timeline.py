@@ -192,9 +192,9 @@ def build_clips(picks: list[Pick], candidates: dict[int, Candidate],
 def fit_budget(clips: list[Clip], target: float, min_clip: float,
                guides: dict[int, Guide] | None = None) -> list[Clip]:
     """At most `target` seconds: first give back the pads, then end a clip earlier or start it later at a
-    pause between its sentences, and only when that cannot give enough, keep the set of whole clips that fills the budget
-    best while keeping every source that fits (a knapsack), using what is left for the first clip left out,
-    shortened at a pause. A clip is never cut inside a sentence."""
+    pause between its sentences, and only when that cannot give enough, keep the set of whole clips that
+    fills the budget best while keeping every source that fits (a knapsack), using what is left for the
+    first clip left out, shortened at a pause. A clip is never cut inside a sentence."""
     clips = [c.model_copy(deep=True) for c in clips]
     guides = guides or {}
     if not clips or sum(c.duration for c in clips) <= target + 1e-6:
