@@ -1,6 +1,6 @@
 """Highlight judgment on a planted-truth corpus: does the reel hold the moments an editor would pick?
 
-    python -m benchmarks.quality [--budgets 30 60] [--keep DIR] [--paraphrased] [--words-only]
+    python -m benchmarks.quality [--budgets 30 60] [--keep DIR] [--paraphrased] [--words-only] [--variant N]
 
 Generates a deterministic corpus (espeak-ng speech, ffmpeg lavfi pictures, seeded noise): four short "raw
 footage" videos of one event, each with on-theme sentences, off-topic small talk, silences, a test card with
@@ -96,9 +96,9 @@ class Corpus:
     durations: list[float] = field(default_factory=list)
 
 
-def _speak(text: str, folder: Path) -> np.ndarray:
+def _speak(text: str, folder: Path, voice: str = "en-us", speed: int = 165) -> np.ndarray:
     out = folder / "say.wav"
-    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "165", "-w", str(out), text], check=True,
+    subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(out), text], check=True,
                    capture_output=True)
     with wave.open(str(out)) as handle:
         assert handle.getframerate() == RATE, handle.getframerate()
@@ -118,10 +118,26 @@ def _applause(seconds: float, rng: np.random.Generator) -> np.ndarray:
     return np.clip(out * ramp, -0.99, 0.99)
 
 
-def make_corpus(folder: Path, ffmpeg: str, videos: int = 4, paraphrased: bool = False) -> Corpus:
-    """Up to four videos of one event; the planted truth is the exact place of every piece."""
+def _variant_plan(theme: list[str], talk: list[str], rng: random.Random) -> list[tuple[str, float, str]]:
+    """A shuffled video of the same pieces: the card first, then theme, talk and the applause burst in a
+    random order, each followed by a pause of random length; applause of random length."""
+    body = [("theme", 0.0, t) for t in theme] + [("talk", 0.0, t) for t in talk] + \
+        [("applause", round(rng.uniform(2.0, 6.0), 2), "")]
+    rng.shuffle(body)
+    plan = [("card", round(rng.uniform(2.0, 4.0), 2), ""), ("silence", round(rng.uniform(0.5, 1.5), 2), "")]
+    for piece in body:
+        plan += [piece, ("silence", round(rng.uniform(0.35, 2.0), 2), "")]
+    return plan
+
+
+def make_corpus(folder: Path, ffmpeg: str, videos: int = 4, paraphrased: bool = False,
+                variant: int | None = None) -> Corpus:
+    """Up to four videos of one event; the planted truth is the exact place of every piece. A `variant`
+    (a seed) shuffles each video's pieces, pause and applause lengths, voice and speaking rate: material
+    the rules were not written against."""
     folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(10)
+    rng = np.random.default_rng(10 if variant is None else 1000 + variant)
+    shuffle = random.Random(variant)
     corpus = Corpus(videos=[])
     for v in range(videos):
         theme = THEME[v][:2] + [PARAPHRASED[v]] if paraphrased else THEME[v]
@@ -130,10 +146,14 @@ def make_corpus(folder: Path, ffmpeg: str, videos: int = 4, paraphrased: bool = 
                 ("talk", 0, talk[0]), ("silence", 1.5, ""), ("theme", 0, theme[1]), ("silence", 0.6, ""),
                 ("applause", 3.0, ""), ("silence", 0.8, ""), ("talk", 0, talk[1]), ("silence", 1.0, ""),
                 ("theme", 0, theme[2]), ("silence", 1.5, "")]
+        voice, speed = "en-us", 165
+        if variant is not None:
+            plan = _variant_plan(theme, talk, shuffle)
+            voice, speed = shuffle.choice(["en-us", "en-gb", "en-us+m3", "en-gb-x-rp+f2"]), shuffle.randint(140, 190)
         pieces, t = [], 0.0
         for kind, seconds, text in plan:
             if kind in ("theme", "talk"):
-                audio = _speak(text, folder)
+                audio = _speak(text, folder, voice, speed)
             elif kind == "applause":
                 audio = _applause(seconds, rng)
             elif kind == "card":
@@ -296,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-speech-model", action="store_true", help="only the run without Whisper")
     parser.add_argument("--paraphrased", action="store_true",
                         help="each video's last theme sentence shares no theme term (see PARAPHRASED)")
+    parser.add_argument("--variant", type=int, help="a seed: shuffle the corpus (order, pauses, applause "
+                        "length, voice, rate) to measure on material the rules were not written against")
     parser.add_argument("--words-only", action="store_true",
                         help="judge talk by theme terms only, even with the judge extra installed")
     args = parser.parse_args(argv)
@@ -306,7 +328,8 @@ def main(argv: list[str] | None = None) -> int:
 
     folder = Path(tempfile.mkdtemp(prefix="autoclip-quality-"))
     try:
-        corpus = make_corpus(args.keep or folder / "corpus", ffmpeg_binary(), paraphrased=args.paraphrased)
+        corpus = make_corpus(args.keep or folder / "corpus", ffmpeg_binary(), paraphrased=args.paraphrased,
+                             variant=args.variant)
         print(f"corpus: {len(corpus.videos)} videos, {sum(corpus.durations):.1f} s, "
               f"{sum(1 for p in corpus.planted if p.highlight)} planted moments "
               f"({sum(p.end - p.start for p in corpus.planted if p.highlight):.1f} s)")

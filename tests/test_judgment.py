@@ -16,7 +16,7 @@ from autoclip.models import (Candidate, Interval, MediaInfo, Pick, PlannerInfo, 
 from autoclip.planning import prompts
 from autoclip.planning.heuristic import HeuristicPlanner, content_terms, keywords
 from autoclip.planning.segments import candidate_segments, number_candidates, sentences
-from autoclip.planning.timeline import PAD, build_clips
+from autoclip.planning.timeline import EDGE_GUARD, EVENT_KEEP, PAD, Guide, build_clips
 from autoclip.planning.two_pass import plan_edit
 from autoclip.planning.validation import selection_problems
 from autoclip.text import is_cjk
@@ -348,3 +348,83 @@ def test_over_budget_a_clip_gives_up_its_short_first_sentence_rather_than_most_o
     clip = clips[0]
     assert clip.duration <= 9.6 + 1e-3
     assert 0.6 <= clip.start <= 1.4 and clip.end >= 10.4, clip  # the greeting went, all else stayed
+
+
+def _sentence(start: float, words: int, tag: str, gap: float = 0.05, length: float = 0.4) -> list:
+    """A sentence of `words` words, each `length` s with `gap` s between, the last ending in a full stop."""
+    out = [(round(start + i * (length + gap), 3), round(start + i * (length + gap) + length, 3), f"{tag}{i}")
+           for i in range(words)]
+    out[-1] = (out[-1][0], out[-1][1], out[-1][2] + ".")
+    return out
+
+
+def test_over_budget_an_event_is_shortened_from_its_end_before_a_sentence_goes():
+    """Applause reads in its first seconds; a sentence only whole. A reel a little over its budget loses the
+    end of its applause clip (which keeps its start and EVENT_KEEP of itself), not a sentence or a clip."""
+    first, second = _sentence(0.5, 7, "robot"), _sentence(10.5, 7, "final")
+    analysis = _analysis([first, second], 14.0, burst=(5.0, 9.0))
+    cands = candidate_segments(analysis, 0, first_id=1, min_len=1.5, max_len=8.0)
+    event = next(c for c in cands if c.kind == "sound_event")
+    spoken = [c for c in cands if c.kind == "speech"]
+    picks = [Pick(segment_id=c.id, reason=c.kind) for c in sorted(spoken + [event], key=lambda c: c.start)]
+    whole = build_clips(picks, {c.id: c for c in cands}, {0: (_video(0, 14.0), analysis)}, 60.0)
+    assert len(whole) == 3
+    target = sum(c.duration for c in whole) - 1.5
+    clips = build_clips(picks, {c.id: c for c in cands}, {0: (_video(0, 14.0), analysis)}, target)
+    assert sum(c.duration for c in clips) <= target + 1e-6
+    assert len(clips) == 3, clips
+    for words in (first, second):  # each sentence still plays whole
+        assert any(c.start <= words[0][0] and c.end >= words[-1][1] for c in clips), clips
+    applause = next(c for c in clips if c.start < 9.0 and c.end > 5.0)
+    assert applause.start <= 5.0 + 0.25  # its start stays
+    assert applause.end - 5.0 >= EVENT_KEEP * 4.0 - 0.25, applause
+    assert applause.end < 9.0  # and its end went
+    for short in (3.0, 5.0):  # more must go than the applause can give: never its start, never below its floor
+        clips = build_clips(picks, {c.id: c for c in cands}, {0: (_video(0, 14.0), analysis)},
+                            sum(c.duration for c in whole) - short)
+        for clip in clips:
+            if clip.start < 9.0 and clip.end > 5.0:
+                assert clip.start <= 5.0 + 0.25 and clip.end - 5.0 >= EVENT_KEEP * 4.0 - 0.25, clips
+
+
+def test_the_planner_counts_an_event_at_its_shortened_length():
+    """Two on-theme sentences and an applause burst that fit only with the applause shortened: the offline
+    planner takes all three moments (an event's start carries it), and the timeline makes them fit."""
+    first, second = _sentence(0.5, 7, "robot"), _sentence(10.5, 7, "robot")
+    analysis = _analysis([first, second], 14.0, burst=(5.0, 9.0))
+    theme, info = Theme(title="t", summary="s"), PlannerInfo(provider="local", model="heuristic", heuristic=True)
+    cands = candidate_segments(analysis, 0, first_id=1, min_len=1.5, max_len=8.0)
+    event = next(c for c in cands if c.kind == "sound_event")
+    budget = sum(c.duration for c in cands if c.kind == "speech") + EVENT_KEEP * event.duration + 1.0
+    assert budget < sum(c.duration for c in cands if c.kind == "speech") + event.duration  # whole, it won't fit
+    plan = plan_edit([(_video(0, 14.0), analysis)], theme, info, HeuristicPlanner(meaning=False),
+                     target=budget, min_clip=1.5, max_clip=8.0)
+    assert plan.duration <= budget + 1e-6
+    for words in (first, second):
+        assert any(c.start <= words[0][0] and c.end >= words[-1][1] for c in plan.clips), plan.clips
+    applause = [c for c in plan.clips if c.start < 9.0 and c.end > 5.0 + 4.0 * EVENT_KEEP - 0.25]
+    assert applause, plan.clips
+
+
+def test_a_clip_that_starts_as_a_sentence_ends_starts_clear_of_its_last_word():
+    """Decoder word ends come early: footage or applause picked right after a sentence starts EDGE_GUARD
+    into the pause (or at its middle, when shorter), so the sentence's last sound is not in the clip."""
+    analysis = _analysis([_sentence(0.5, 6, "one"), _sentence(5.0, 6, "two")], 9.0)
+    guide = Guide.of(analysis)
+    last_word = analysis.transcript.sentences[0].words[-1].end
+    first = sentences(analysis)[0]  # (it ends where its sound stops, a little after the last word)
+    start = guide.clean_start(first.end, first.end + 2.0)
+    assert max(first.end, last_word + EDGE_GUARD) - 1e-6 <= start <= 5.0, start
+    end = guide.clean_end(5.0 - 0.01, first.end)  # and a clip ending just before the next sentence's
+    assert first.end <= end <= 5.0 - EDGE_GUARD + 1e-6, end  # first word ends clear of it
+
+
+def test_a_short_silence_in_a_talk_is_a_pause_but_a_long_one_over_a_moving_picture_is_footage():
+    analysis = _analysis([_sentence(0.5, 6, "one"), _sentence(4.0, 6, "two"), _sentence(10.0, 6, "three")], 13.0)
+    analysis.activity = [0.01] * 13  # the picture moves throughout
+    cands = candidate_segments(analysis, 0, first_id=1, min_len=1.5, max_len=8.0)
+    between = {(round(c.start), round(c.end)): c for c in cands if c.kind != "speech"}
+    short = next(c for c in cands if c.kind != "speech" and 3.0 <= c.start < 4.0)
+    long = next(c for c in cands if c.kind != "speech" and 6.5 <= c.start < 10.0)
+    assert short.kind == "quiet" and "pause" in short.detail, between
+    assert long.kind == "footage", between

@@ -16,7 +16,7 @@ import math
 from autoclip.models import Candidate, Pick, Selection, SelectionRequest, Theme, Usage, VideoDigest
 from autoclip.planning import meaning as by_meaning
 from autoclip.planning.knapsack import best_fit
-from autoclip.planning.timeline import MERGE_GAP, PAD
+from autoclip.planning.timeline import EDGE_GUARD, EVENT_KEEP, MERGE_GAP, PAD
 from autoclip.planning.validation import selection_problems
 from autoclip.text import is_cjk, terms
 
@@ -39,8 +39,10 @@ ON_TOPIC = 0.25  # a sentence this close to the job's most on-theme one (0-1) is
 NEAR_DUPLICATE = 0.7  # term overlap (Jaccard) above which two spoken moments say the same thing
 KIND_BASE = {"speech": 0.3, "sound_event": 0.85, "visual_event": 0.6, "footage": 0.15, "quiet": 0.02}
 FILLER = 0.3  # below this a moment is filler (off-topic talk, plain footage, quiet) ...
+MOMENT = 0.5  # what being one more moment in the reel is worth, beside its score (0-1)
 FILL_SHARE = 0.9  # ... used only when better moments cannot fill this share of the budget
-SLACK = 0.1  # seconds per pick kept free for rounding and breath
+SLACK = 0.02  # seconds per pick kept free for rounding (the timeline's pads and guards are in the weights)
+EVENTS = ("sound_event", "visual_event")  # kinds whose start carries them: they may be shortened
 MEANING_SPREAD = 0.1  # a job's sentences closer in meaning than this (cosine range) are judged by words alone
 
 
@@ -226,11 +228,13 @@ class HeuristicPlanner:
         notes: list[str] = []
 
         def weight(c: Candidate) -> float:
-            """Seconds it takes in the reel, pads aside (the timeline gives pads back first when short)."""
-            return c.duration + SLACK
+            """Seconds it takes in the reel, pads aside (the timeline gives pads back first when short). An
+            event counts at the length the timeline may shorten it to: it plays whole when there is room."""
+            return elastic(c, request.min_clip) + SLACK
 
         def value(c: Candidate) -> float:
-            """Moments count (an editor's reel is a set of moments); seconds only break ties."""
+            """Moments count (an editor's reel is a set of moments): each is worth MOMENT on top of its score,
+            so two good moments outweigh one better but longer one; seconds only break ties."""
             return score[c.id] * (1 + 0.05 * c.duration)
 
         def clashes(c: Candidate) -> bool:
@@ -276,30 +280,38 @@ class HeuristicPlanner:
                          f"or a steady tone over a still picture")
         # 2. the rest of the budget: the most valuable set of whole moments (a knapsack), filler only when
         # the good moments cannot fill most of the budget
-        rounds = [lambda c: score[c.id] >= FILLER, lambda c: c.kind != "quiet", lambda c: True]
+        # silence and test cards never fill a reel: they play only for a source that has nothing else (1.)
+        rounds = [lambda c: score[c.id] >= FILLER, lambda c: c.kind != "quiet"]
         for _attempt in range(8):
-            for k, admits in enumerate(rounds):  # good moments; then filler; silence and test cards last
-                room = budget - sum(planned.get(c.id, weight(c)) for c in chosen)
+            for k, admits in enumerate(rounds):  # good moments; then filler
+                # good moments may shorten events to fit; filler only fills what they leave played whole
+                room = budget - sum(planned.get(c.id, weight(c)) if not k else c.duration + SLACK for c in chosen)
                 if k and budget - room >= FILL_SHARE * budget:
                     break
                 for _ in range(20):
                     pool = [c for c in usable if c not in chosen and not clashes(c) and admits(c)]
                     picked = _knapsack(pool, room, value, weight)
                     clash = _first_clash(picked, score)
-                    if clash is None:
-                        chosen += picked
-                        break
-                    usable = [c for c in usable if c.id != clash.id]  # the weaker of two overlapping goes
+                    if clash is not None:
+                        usable = [c for c in usable if c.id != clash.id]  # the weaker of two overlapping goes
+                        continue
+                    # neighbours of one video play the pause between them: plan again in the room left
+                    over = _reel_length(chosen + picked, planned, request.min_clip) - budget
+                    if not k and picked and over > 1e-6 and room - over > 0:
+                        room -= over
+                        continue
+                    chosen += picked
+                    break
             # 3. picks of one video played as one clip also play the pause between them: what overflows
             # goes, weakest first (never a source's only moment), and the room it leaves is filled again
-            if len(chosen) <= 1 or _reel_length(chosen, planned) <= budget + 1e-6:
+            if len(chosen) <= 1 or _reel_length(chosen, planned, request.min_clip) <= budget + 1e-6:
                 break
             counts = collections.Counter(c.video_index for c in chosen)
             spare = [c for c in chosen if counts[c.video_index] > 1] or chosen
             weakest = min(spare, key=lambda c: (score[c.id], -c.duration))
             chosen.remove(weakest)
             usable = [c for c in usable if c.id != weakest.id]
-        while len(chosen) > 1 and _reel_length(chosen, planned) > budget + 1e-6:
+        while len(chosen) > 1 and _reel_length(chosen, planned, request.min_clip) > budget + 1e-6:
             counts = collections.Counter(c.video_index for c in chosen)
             spare = [c for c in chosen if counts[c.video_index] > 1] or chosen
             chosen.remove(min(spare, key=lambda c: (score[c.id], -c.duration)))
@@ -316,7 +328,15 @@ class HeuristicPlanner:
         return Selection(picks=picks, notes=notes), {}
 
 
-def _reel_length(chosen: list[Candidate], planned: dict[int, float]) -> float:
+def elastic(c: Candidate, min_clip: float) -> float:
+    """The seconds a moment must have in the reel: an event (sound or picture) may lose its end
+    (timeline.EVENT_KEEP), anything else plays whole; and the guard the timeline keeps at its edges."""
+    if c.kind in EVENTS:
+        return min(c.duration, max(min_clip, EVENT_KEEP * c.duration)) + EDGE_GUARD
+    return c.duration + (2 * EDGE_GUARD if c.kind == "speech" else 0.0)
+
+
+def _reel_length(chosen: list[Candidate], planned: dict[int, float], min_clip: float) -> float:
     """The picks' length once the timeline joins neighbours of one video: the pause between them plays.
     A moment planned shorter (footage the timeline may cut anywhere) counts as planned."""
     total = 0.0
@@ -325,8 +345,9 @@ def _reel_length(chosen: list[Candidate], planned: dict[int, float]) -> float:
         by_video[c.video_index].append(c)
     for picks in by_video.values():
         picks.sort(key=lambda c: c.start)
-        total += sum(planned.get(c.id, c.duration) for c in picks)
-        total += sum(b.start - a.end for a, b in zip(picks, picks[1:]) if 0 < b.start - a.end <= MERGE_GAP + 2 * PAD)
+        total += sum(planned.get(c.id, elastic(c, min_clip)) for c in picks)
+        total += sum(max(0.0, b.start - a.end - 2 * EDGE_GUARD) for a, b in zip(picks, picks[1:])  # guards
+                     if 0 < b.start - a.end <= MERGE_GAP + 2 * PAD)  # inside the pause are counted already
     return total
 
 
@@ -350,7 +371,7 @@ def _first_clash(picked: list[Candidate], score: dict[int, float]) -> Candidate 
 
 def _knapsack(items: list[Candidate], capacity: float, value, weight) -> list[Candidate]:
     """The most valuable set of whole moments whose lengths fit in `capacity`."""
-    chosen = best_fit([weight(c) for c in items], [value(c) for c in items], capacity)
+    chosen = best_fit([weight(c) for c in items], [value(c) for c in items], capacity, resolution=None)
     return [items[k] for k in reversed(chosen)]
 
 

@@ -8,12 +8,16 @@ import math
 import numpy as np
 
 RESOLUTION = 0.1  # seconds: the grid weights are rounded up to
+CELLS = 4000  # a finer grid for a short budget: at most this many steps of capacity (memory: items x cells)
 
 
 def best_fit(weights: list[float], values: list[float], capacity: float,
-             resolution: float = RESOLUTION) -> list[int]:
+             resolution: float | None = RESOLUTION) -> list[int]:
     """Indices (ascending) of the most valuable set of items whose weights, rounded up to the grid, fit
-    in `capacity`. Ties keep the earlier items out, so the answer is stable."""
+    in `capacity`. Ties keep the earlier items out, so the answer is stable. resolution None: as fine as
+    CELLS steps allow, down to 0.01 s (rounding up costs each item up to one step)."""
+    if resolution is None:
+        resolution = max(0.01, capacity / CELLS)
     cap = int(capacity / resolution + 1e-6)
     if cap <= 0 or not weights:
         return []

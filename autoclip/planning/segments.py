@@ -258,8 +258,9 @@ def _subtract(spans: list[tuple[float, float]], holes: list[tuple[float, float]]
 
 
 def _label_rest(analysis: VideoAnalysis, start: float, end: float, has_words: bool) -> list[Moment]:
-    """Time that is neither a sentence nor a sound event: silence and steady tone are quiet; sound is speech
-    when there is no transcript to say otherwise, else footage; no audio at all is footage."""
+    """Time that is neither a sentence nor a sound event: silence and steady tone are quiet (over a moving
+    picture, a long silence is footage, a short one in a talk still a pause); sound is speech when there is
+    no transcript to say otherwise, else footage; no audio at all is footage."""
     step = analysis.loudness_step
     if not analysis.loudness_db:
         return [Moment(start, end, "footage", "picture only")]
@@ -303,7 +304,9 @@ def _label_rest(analysis: VideoAnalysis, start: float, end: float, has_words: bo
         if b <= a:
             continue
         moving = _mean(analysis.activity, a, b) >= MOVING
-        if label in ("silence", "tone") and moving:
+        if label == "silence" and has_words and b - a < LONG_PAUSE:  # a breath between sentences, not footage
+            out.append(Moment(a, b, "quiet", "pause in the talk"))
+        elif label in ("silence", "tone") and moving:
             out.append(Moment(a, b, "footage", "moving picture, " + ("no sound" if label == "silence"
                                                                       else "steady tone")))
         elif label == "silence":

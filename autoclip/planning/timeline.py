@@ -3,7 +3,9 @@
 A clip starts before its first word and ends after its last, with a small pad held inside the surrounding
 pause (never onto a touching word); a boundary that would fall inside a sentence moves to the sentence's
 edge. Picks of one video that overlap or nearly touch become one clip, keeping each distinct reason once.
-The budget is met by choosing whole clips (a knapsack), and a clip is only ever shortened at a pause.
+The budget is met by giving back pads, then shortening events (applause reads in its first seconds, a
+sentence only whole), then ending clips at pauses between sentences, and last by choosing whole clips (a
+knapsack). A clip is only ever shortened at a pause, or inside sound that is not speech.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ from dataclasses import dataclass, field
 from autoclip.errors import PlanError
 from autoclip.models import Candidate, Clip, Interval, Pick, SourceVideo, VideoAnalysis
 from autoclip.planning.knapsack import best_fit
-from autoclip.planning.segments import Moment, pauses, sentences
+from autoclip.planning.segments import DETECTORS, Moment, pauses, sentences
 
 PAD = 0.3  # breathing room before the first and after the last word, taken from the pause around it
 EXTEND_INTO_SENTENCE = 3.0  # a boundary inside a sentence moves out to its edge when that is this close
+EDGE_GUARD = 0.15  # of a pad, what is never given back: decoder word times run 0.1-0.3 s inside the sound
 MERGE_GAP = 0.6  # picks of one video closer than this play as one clip, pause included
 MIN_CLIP = 0.5  # shorter than this is a flash, not a clip
+EVENT_KEEP = 0.6  # an event shortened for the budget keeps its start and at least this share of itself
 
 
 @dataclass
@@ -30,12 +34,15 @@ class Guide:
     sentences: list[Moment] = field(default_factory=list)
     pauses: list[Interval] = field(default_factory=list)
     shot_cuts: list[float] = field(default_factory=list)
+    events: list[Interval] = field(default_factory=list)
 
     @classmethod
     def of(cls, analysis: VideoAnalysis, limit: float | None = None) -> "Guide":
-        return cls(limit=analysis.duration if limit is None else min(limit, analysis.duration),
-                   sentences=sentences(analysis), pauses=pauses(analysis) if analysis.transcript else [],
-                   shot_cuts=sorted(analysis.shot_cuts))
+        limit = analysis.duration if limit is None else min(limit, analysis.duration)
+        return cls(limit=limit, sentences=sentences(analysis),
+                   pauses=pauses(analysis) if analysis.transcript else [], shot_cuts=sorted(analysis.shot_cuts),
+                   events=[Interval(start=m.start, end=m.end) for detect in DETECTORS
+                           for m in detect(analysis, max(limit, 1.0))])
 
     def inside_sentence(self, t: float) -> Moment | None:
         for s in self.sentences:
@@ -61,6 +68,9 @@ class Guide:
                 p = self.pause_at(s.end)
                 return min(self.limit, s.end + min(PAD, (p.end - s.end) / 2 if p is not None else 0.0))
         p = self.pause_at(t)
+        if p is not None and self.sentences and 0 < p.start <= t < p.start + EDGE_GUARD:
+            return min(self.limit, max(t, min(p.start + EDGE_GUARD, (p.start + p.end) / 2)))  # clear of a
+            # word that just ended (its end is often given early): the clip holds no speech from here
         if p is not None and self.sentences:
             room = t - p.start if p.start > 0 else t
             new = t - min(PAD, room / 2 if p.start > 0 else room)
@@ -84,6 +94,9 @@ class Guide:
                 p = self.pause_at(s.start)
                 return max(0.0, s.start - min(PAD, (s.start - p.start) / 2 if p is not None else 0.0))
         p = self.pause_at(t)
+        if p is not None and self.sentences and p.end - EDGE_GUARD < t <= p.end < self.limit:
+            return max(0.0, min(t, max(p.end - EDGE_GUARD, (p.start + p.end) / 2)))  # clear of a word about
+            # to start (its start is often given late)
         if p is not None and self.sentences:
             room = p.end - t if p.end < self.limit else self.limit - t
             new = t + min(PAD, room / 2 if p.end < self.limit else room)
@@ -132,6 +145,26 @@ class Guide:
         if self.inside_sentence(end2) or self.inside_sentence(start2):
             return start, end
         return min(start, start2), max(end, end2)
+
+    def elastic_tail(self, start: float, end: float, min_clip: float) -> tuple[float, float] | None:
+        """What of a clip may be shortened for the budget: (tail, floor) when the clip from `tail` on is not
+        speech (with a transcript, anything after its last sentence; without one, only a detected event) and
+        may end anywhere from `floor` on. The floor keeps the start of the sound or picture event there and
+        EVENT_KEEP of it, and the clip min_clip. None when nothing may go."""
+        if self.sentences:
+            tail = max([m.end for m in self.sentences if start < m.end and m.start < end], default=start)
+        else:  # no transcript: only a detected event is known not to be talk
+            event = next((e for e in self.events if e.start - 1e-3 <= start <= e.end and end <= e.end + 0.5), None)
+            if event is None:
+                return None
+            tail = start
+        if tail >= end - 1e-3:
+            return None
+        here = [e for e in self.events if e.start < end and e.end > tail]
+        onset = min((max(tail, e.start) for e in here), default=tail)
+        over = min(end, max((e.end for e in here), default=end))  # the event's end, not a pad after it
+        floor = max(onset + EVENT_KEEP * (over - onset), start + min(min_clip, end - start))
+        return (tail, floor) if floor < end - 1e-3 else None
 
     def latest_word_pause(self, start: float, latest: float) -> float | None:
         """The latest end at or before `latest` in a real pause between words (inside a sentence)."""
@@ -191,82 +224,173 @@ def build_clips(picks: list[Pick], candidates: dict[int, Candidate],
 
 def fit_budget(clips: list[Clip], target: float, min_clip: float,
                guides: dict[int, Guide] | None = None) -> list[Clip]:
-    """At most `target` seconds: first give back the pads, then end a clip earlier or start it later at a
-    pause between its sentences, and only when that cannot give enough, keep the set of whole clips that
-    fills the budget best while keeping every source that fits (a knapsack), using what is left for the
-    first clip left out, shortened at a pause. A clip is never cut inside a sentence."""
+    """At most `target` seconds, losing as little as can be, in this order: the pads (all but a guard next
+    to the words); events after the last sentence of their clip (each keeping its start); whole sentences
+    from either end of a clip; and only when that cannot give enough, whole clips (a knapsack that keeps
+    every source that fits, what is left going to the first clip left out, shortened at a pause). Pads
+    taken and not needed after all are given back. A clip is never cut inside a sentence."""
     clips = [c.model_copy(deep=True) for c in clips]
     guides = guides or {}
-    if not clips or sum(c.duration for c in clips) <= target + 1e-6:
+    if not clips or _length(clips) <= target + 1e-6:
         return clips
-    # the pads go first (breathing room, not content), each in proportion, only as much as needed
+    elastic = {id(c): guides[c.video_index].elastic_tail(c.start, c.end, min_clip) for c in clips
+               if c.video_index in guides}
+    taken = _take_pads(clips, target, guides)
+    _shorten_events(clips, target, elastic)
+    _shorten_at_sentences(clips, target, min_clip, guides, taken, elastic)
+    if _length(clips) <= target + 1e-3:
+        out = [c for c in clips if c.duration >= MIN_CLIP]
+    else:
+        out = _keep_whole_clips(clips, target, min_clip, guides, taken, elastic)
+    if len(out) == 1 and out[0].duration < min(MIN_CLIP, guides[out[0].video_index].limit if guides else MIN_CLIP) - 1e-3:
+        raise PlanError("no clips left after fitting the plan to its duration budget")
+    _give_pads_back(out, target, taken)
+    return out
+
+
+def _length(clips: list[Clip]) -> float:
+    return sum(c.duration for c in clips)
+
+
+def _take_pads(clips: list[Clip], target: float, guides: dict[int, Guide]) -> dict[int, list[float]]:
+    """Take the pads (breathing room, not content) in proportion, only as much as needed, all but a guard
+    next to the words. Returns what was taken from each clip's start and end, by id(clip)."""
     room: list[tuple[float, float]] = []
     for clip in clips:
         guide = guides.get(clip.video_index)
         before = after = 0.0
-        if guide is not None and guide.sentences:  # the pads: from the clip's edges to its first/last sentence
-            inside = [m for m in guide.sentences if m.end > clip.start and m.start < clip.end]
+        if guide is not None:  # the pads: from the clip's edges to its first/last sentence (or event)
+            inside = [m for m in guide.sentences if m.end > clip.start and m.start < clip.end] or \
+                [e for e in guide.events if e.end > clip.start and e.start < clip.end]
             if inside and not guide.inside_sentence(clip.start):
-                before = max(0.0, min(PAD, inside[0].start - clip.start))
+                before = max(0.0, min(PAD, inside[0].start - clip.start) - EDGE_GUARD)
             if inside and not guide.inside_sentence(clip.end):
-                after = max(0.0, min(PAD, clip.end - inside[-1].end))
+                after = max(0.0, min(PAD, clip.end - inside[-1].end) - EDGE_GUARD)
         room.append((before, min(after, max(0.0, clip.duration - before))))
-    excess = sum(c.duration for c in clips) - target
-    share = min(1.0, excess / max(1e-9, sum(a + b for a, b in room)))
+    share = min(1.0, (_length(clips) - target) / max(1e-9, sum(a + b for a, b in room)))
+    taken = {}
     for clip, (before, after) in zip(clips, room):
-        clip.start, clip.end = round(clip.start + before * share, 3), round(clip.end - after * share, 3)
-    while sum(c.duration for c in clips) > target + 1e-3:  # then whole sentences from either end of a clip
-        excess = sum(c.duration for c in clips) - target + 1e-3
+        start, end = _ms_up(clip.start + before * share), _ms_down(clip.end - after * share)
+        taken[id(clip)] = [start - clip.start, clip.end - end]
+        clip.start, clip.end = start, end
+    return taken
+
+
+def _shorten_events(clips: list[Clip], target: float, elastic: dict[int, tuple[float, float] | None]) -> None:
+    """Shorten what follows each clip's last sentence when it is not speech (Guide.elastic_tail), in
+    proportion, each keeping its start and its floor."""
+    excess = _length(clips) - target
+    floors = [min(c.end, elastic[id(c)][1]) if elastic.get(id(c)) else c.end for c in clips]
+    give = sum(c.end - f for c, f in zip(clips, floors))
+    if excess <= 1e-3 or give <= 1e-9:
+        return
+    share = min(1.0, excess / give)
+    for clip, floor in zip(clips, floors):
+        clip.end = _ms_down(max(floor, clip.end - (clip.end - floor) * share))
+
+
+def _cuts_event(clip: Clip, end: float, elastic: dict[int, tuple[float, float] | None]) -> bool:
+    """Whether ending `clip` at `end` leaves less of its event than the floor (but some of it)."""
+    span = elastic.get(id(clip))
+    return span is not None and span[0] + 1e-3 < end < span[1] - 1e-3
+
+
+def _cuts_event_start(clip: Clip, start: float, elastic: dict[int, tuple[float, float] | None]) -> bool:
+    """Whether starting `clip` at `start` cuts into its event (whose start is what carries it)."""
+    span = elastic.get(id(clip))
+    return span is not None and span[0] + 1e-3 < start
+
+
+def _shorten_at_sentences(clips: list[Clip], target: float, min_clip: float, guides: dict[int, Guide],
+                          taken: dict[int, list[float]], elastic: dict[int, tuple[float, float] | None]) -> None:
+    """End a clip earlier or start it later at a pause between its sentences, one at a time, whichever
+    loses least beyond what must go; when no one clip can give it all, the one that can give most. An
+    event is kept down to its floor, or left out whole."""
+    while _length(clips) > target + 1e-3:
+        excess = _length(clips) - target + 1e-3
         options = []
         for k, clip in enumerate(clips):
             guide = guides.get(clip.video_index)
             shortest = min(min_clip, clip.duration)
             end = guide.latest_end(clip.start, clip.end - excess) if guide else clip.end - excess
-            if end is not None and end - clip.start >= shortest and end < clip.end - 1e-3:
+            if end is not None and end - clip.start >= shortest and end < clip.end - 1e-3 \
+                    and not _cuts_event(clip, end, elastic):
                 options.append((clip.end - end, -clip.duration, k, "end", end))
             start = guide.earliest_start(clip.start + excess, clip.end) if guide else None
-            if start is not None and clip.end - start >= shortest and start > clip.start + 1e-3:
+            if start is not None and clip.end - start >= shortest and start > clip.start + 1e-3 \
+                    and not _cuts_event_start(clip, start, elastic):
                 options.append((start - clip.start, -clip.duration, k, "start", start))
-        if not options:  # no one clip can give it all: the one that can give most gives what it can
+        if not options:
             for k, clip in enumerate(clips):
                 guide = guides.get(clip.video_index)
                 floor = clip.start + min(min_clip, clip.duration)
                 end = guide.latest_end(clip.start, floor) if guide else floor
+                if end is not None and _cuts_event(clip, end, elastic):
+                    end = elastic[id(clip)][1] if elastic[id(clip)][1] < clip.end - 1e-3 else None
                 if end is not None and end < clip.end - 1e-3:
                     options.append((-(clip.end - end), -clip.duration, k, "end", end))
         if not options:
-            break
-        _, _, k, side, t = min(options)  # the one that loses least beyond what must go
+            return
+        _, _, k, side, t = min(options)
         if side == "end":
-            clips[k].end = math.floor(t * 1000) / 1000
+            clips[k].end = _ms_down(t)
+            taken[id(clips[k])][1] = 0.0  # the new end has its own pad
         else:
-            clips[k].start = math.ceil(round(t * 1000, 6)) / 1000
-    if sum(c.duration for c in clips) <= target + 1e-3:
-        return [c for c in clips if c.duration >= MIN_CLIP]
+            clips[k].start = _ms_up(t)
+            taken[id(clips[k])][0] = 0.0
+
+
+def _keep_whole_clips(clips: list[Clip], target: float, min_clip: float, guides: dict[int, Guide],
+                      taken: dict[int, list[float]], elastic: dict[int, tuple[float, float] | None]) -> list[Clip]:
+    """The set of whole clips that fills the budget best (every source that fits kept), and what is left
+    for the first clip left out, ended at a pause; when no clip fits as long as min_clip, the first, ended
+    after its last whole sentence that fits or, when not one does, at the last pause between words."""
     kept = set(_knapsack(clips, target))
     out = [c for k, c in enumerate(clips) if k in kept]
-    room = target - sum(c.duration for c in out)
-    for k, clip in enumerate(clips):  # what is left goes to the first clip left out, cut at a pause
+    room = target - _length(out)
+    for k, clip in enumerate(clips):
         if k in kept or room < min(min_clip, clip.duration):
             continue
         guide = guides.get(clip.video_index)
         end = guide.latest_end(clip.start, clip.start + room) if guide else clip.start + room
+        if end is not None and _cuts_event(clip, end, elastic):
+            end = elastic[id(clip)][0]  # all of its event or none
         if end is not None and end - clip.start >= min(min_clip, room):
-            clip.end = math.floor(end * 1000) / 1000
+            clip.end = _ms_down(end)
+            taken[id(clip)][1] = 0.0
             out.insert(sum(1 for j in kept if j < k), clip)
             room -= clip.duration
             kept.add(k)
-    if not out:  # no clip fits as long as min_clip: the first, ended after its last whole sentence that
-        clip = clips[0]  # fits, or when not one does, at the last pause between words that fits
+    if not out:
+        clip = clips[0]
         guide = guides.get(clip.video_index)
         end = guide.latest_end(clip.start, clip.start + target) if guide else None
         if end is None or end - clip.start < MIN_CLIP:
             end = guide.latest_word_pause(clip.start, clip.start + target) if guide else None
-        clip.end = math.floor((end if end is not None else clip.start + target) * 1000) / 1000
+        clip.end = _ms_down(end if end is not None else clip.start + target)
+        taken[id(clip)][1] = 0.0
         out = [clip]
-    if len(out) == 1 and out[0].duration < min(MIN_CLIP, guides[out[0].video_index].limit if guides else MIN_CLIP) - 1e-3:
-        raise PlanError("no clips left after fitting the plan to its duration budget")
     return out
+
+
+def _give_pads_back(clips: list[Clip], target: float, taken: dict[int, list[float]]) -> None:
+    """Pads taken for a budget that a later step met anyway come back, in proportion, up to the target."""
+    room = target - _length(clips)
+    owed = sum(sum(taken.get(id(c), (0.0, 0.0))) for c in clips)
+    if room <= 1e-3 or owed <= 1e-9:
+        return
+    share = min(1.0, room / owed)
+    for clip in clips:  # rounded inwards, so the reel never goes over
+        before, after = taken.get(id(clip), (0.0, 0.0))
+        clip.start, clip.end = _ms_up(clip.start - before * share), _ms_down(clip.end + after * share)
+
+
+def _ms_up(t: float) -> float:
+    return math.ceil(round(t * 1000, 6)) / 1000
+
+
+def _ms_down(t: float) -> float:
+    return math.floor(round(t * 1000, 6)) / 1000
 
 
 def _knapsack(clips: list[Clip], target: float) -> list[int]:
