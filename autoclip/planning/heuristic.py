@@ -237,9 +237,11 @@ class HeuristicPlanner:
             so two good moments outweigh one better but longer one; seconds only break ties."""
             return score[c.id] * (1 + 0.05 * c.duration)
 
+        terms_of = {c.id: frozenset(content_terms(c.text)) if c.text else frozenset() for c in request.candidates}
+
         def clashes(c: Candidate) -> bool:
             return any(o.video_index == c.video_index and o.start < c.end and c.start < o.end for o in chosen) \
-                or any(_near_duplicate(c, o) for o in chosen)
+                or any(_near_duplicate(c, o, terms_of) for o in chosen)
 
         # 1. one moment per source with material, best sources first, while the budget holds them; a moment
         # without speech may be cut anywhere, so it is planned at a fair share of the budget at most
@@ -289,9 +291,10 @@ class HeuristicPlanner:
                 if k and budget - room >= FILL_SHARE * budget:
                     break
                 for _ in range(20):
-                    pool = [c for c in usable if c not in chosen and not clashes(c) and admits(c)]
+                    taken = {c.id for c in chosen}
+                    pool = [c for c in usable if c.id not in taken and admits(c) and not clashes(c)]
                     picked = _knapsack(pool, room, value, weight)
-                    clash = _first_clash(picked, score)
+                    clash = _first_clash(picked, score, terms_of)
                     if clash is not None:
                         usable = [c for c in usable if c.id != clash.id]  # the weaker of two overlapping goes
                         continue
@@ -351,20 +354,21 @@ def _reel_length(chosen: list[Candidate], planned: dict[int, float], min_clip: f
     return total
 
 
-def _near_duplicate(a: Candidate, b: Candidate) -> bool:
-    if a.id == b.id or not a.text or not b.text:
-        return False
-    ta, tb = set(content_terms(a.text)), set(content_terms(b.text))
-    if len(ta) < 3 or len(tb) < 3:
+def _near_duplicate(a: Candidate, b: Candidate, terms_of: dict[int, frozenset[str]]) -> bool:
+    """Whether two spoken moments say the same thing (term overlap); terms_of: each candidate's terms."""
+    ta, tb = terms_of[a.id], terms_of[b.id]
+    if a.id == b.id or len(ta) < 3 or len(tb) < 3:
         return False
     return len(ta & tb) / len(ta | tb) >= NEAR_DUPLICATE
 
 
-def _first_clash(picked: list[Candidate], score: dict[int, float]) -> Candidate | None:
+def _first_clash(picked: list[Candidate], score: dict[int, float],
+                 terms_of: dict[int, frozenset[str]]) -> Candidate | None:
     """The weaker of the first pair of picks that overlap or repeat each other, if any."""
     for i, a in enumerate(picked):
         for b in picked[i + 1:]:
-            if (a.video_index == b.video_index and a.start < b.end and b.start < a.end) or _near_duplicate(a, b):
+            if (a.video_index == b.video_index and a.start < b.end and b.start < a.end) or \
+                    _near_duplicate(a, b, terms_of):
                 return b if (score[b.id], b.duration) <= (score[a.id], a.duration) else a
     return None
 

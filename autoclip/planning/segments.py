@@ -257,15 +257,15 @@ def _subtract(spans: list[tuple[float, float]], holes: list[tuple[float, float]]
     return out
 
 
-def _label_rest(analysis: VideoAnalysis, start: float, end: float, has_words: bool) -> list[Moment]:
+def _label_rest(analysis: VideoAnalysis, start: float, end: float, has_words: bool,
+                steps: tuple[list[bool], list[bool]] | None = None) -> list[Moment]:
     """Time that is neither a sentence nor a sound event: silence and steady tone are quiet (over a moving
     picture, a long silence is footage, a short one in a talk still a pause); sound is speech when there is
     no transcript to say otherwise, else footage; no audio at all is footage."""
     step = analysis.loudness_step
     if not analysis.loudness_db:
         return [Moment(start, end, "footage", "picture only")]
-    silent = _silent_steps(analysis)
-    tonal = _tonal_steps(analysis)
+    silent, tonal = steps or (_silent_steps(analysis), _tonal_steps(analysis))  # (per video, computed once)
     labels = []
     lo, hi = int(start / step), max(int(start / step) + 1, int(round(end / step)))
     for i in range(lo, min(hi, len(analysis.loudness_db))):
@@ -372,8 +372,9 @@ def moments(analysis: VideoAnalysis, *, min_len: float, max_len: float) -> list[
     events = [m for detect in DETECTORS for m in detect(analysis, max_len)]
     sound = [(e.start, e.end) for e in events if e.kind == "sound_event"]
     taken = [(s.start, s.end) for s in spoken] + sound
+    steps = (_silent_steps(analysis), _tonal_steps(analysis))
     rest = [m for a, b in _subtract([(0.0, duration)], sorted(taken))
-            for m in _label_rest(analysis, a, b, bool(spoken))]
+            for m in _label_rest(analysis, a, b, bool(spoken), steps)]
     cut_points = word_gaps(analysis)
     found = [p for m in spoken + rest + events for p in _split(m, max_len, preferred, cut_points)]
     found = [Moment(max(0.0, m.start), min(duration, m.end), m.kind, m.detail, m.text) for m in found]
@@ -394,9 +395,10 @@ def candidate_segments(analysis: VideoAnalysis, video_index: int, *, first_id: i
                        max_len: float) -> list[Candidate]:
     """Numbered candidates for one video, ids from `first_id` upward."""
     out = []
+    spoken = all_words(analysis)
     for offset, m in enumerate(moments(analysis, min_len=min_len, max_len=max_len)):
         start, end = m.start, m.end
-        words = text_between(analysis, start, end) if m.kind != "quiet" else ""
+        words = text_between(analysis, start, end, spoken) if m.kind != "quiet" else ""
         out.append(Candidate(
             id=first_id + offset, video_index=video_index, start=round(start, 3), end=round(end, 3),
             kind=m.kind, detail=m.detail, text=words or m.text,
@@ -413,9 +415,11 @@ def _mean(values: list[float], start: float, end: float) -> float:
     return sum(window) / len(window) if window else 0.0
 
 
-def text_between(analysis: VideoAnalysis, start: float, end: float) -> str:
-    """The words spoken between start and end (a word counts when its middle is inside)."""
-    return join_words([w.text for w in all_words(analysis) if start <= (w.start + w.end) / 2 <= end])
+def text_between(analysis: VideoAnalysis, start: float, end: float, words: list[Word] | None = None) -> str:
+    """The words spoken between start and end (a word counts when its middle is inside); `words`: the
+    video's all_words, when the caller has them already."""
+    words = all_words(analysis) if words is None else words
+    return join_words([w.text for w in words if start <= (w.start + w.end) / 2 <= end])
 
 
 def number_candidates(pairs: list[tuple[SourceVideo, VideoAnalysis]], *, min_len: float,
