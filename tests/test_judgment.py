@@ -428,3 +428,20 @@ def test_a_short_silence_in_a_talk_is_a_pause_but_a_long_one_over_a_moving_pictu
     long = next(c for c in cands if c.kind != "speech" and 6.5 <= c.start < 10.0)
     assert short.kind == "quiet" and "pause" in short.detail, between
     assert long.kind == "footage", between
+
+
+def test_a_budget_that_holds_a_sentence_but_not_the_pause_before_it_starts_the_clip_later():
+    """Found by the property above at 1500 examples: a pause and a sentence picked together, a budget that
+    holds the sentence but not the pause too. The clip starts later, before the sentence, and holds it
+    whole; it used to keep the pause and end after the sentence's last word but inside its sound."""
+    first = [(1.5, 2.0, "word0x0"), (2.0, 2.5, "word0x1"), (2.5, 3.0, "word0x2"), (3.0, 3.5, "word0x3"),
+             (3.53, 4.03, "word0x4.")]
+    analysis = _analysis([first, [(5.03, 5.53, "word1x0.")]], 6.53)
+    cands = sorted(candidate_segments(analysis, 0, first_id=1, min_len=1.5, max_len=8.0), key=lambda c: c.start)
+    assert cands[0].kind == "quiet" and cands[1].kind == "speech"
+    clips = build_clips([Pick(segment_id=c.id, reason=c.kind) for c in cands[:2]], {c.id: c for c in cands},
+                        {0: (_video(0, 6.53), analysis)}, 4.0)
+    spans = sentences(analysis)
+    assert len(clips) == 1 and clips[0].duration <= 4.0 + 1e-6, clips
+    assert clips[0].start <= spans[0].start and clips[0].end >= spans[0].end, (clips, spans)
+    assert not any(_inside(edge, s.start, s.end) for s in spans for edge in (clips[0].start, clips[0].end))

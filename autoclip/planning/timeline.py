@@ -364,13 +364,29 @@ def _keep_whole_clips(clips: list[Clip], target: float, min_clip: float, guides:
     if not out:
         clip = clips[0]
         guide = guides.get(clip.video_index)
-        end = guide.latest_end(clip.start, clip.start + target) if guide else None
-        if end is None or end - clip.start < MIN_CLIP:
+        start, end = _longest_whole_span(clip, target, guide) if guide else (clip.start, None)
+        if end is None:
             end = guide.latest_word_pause(clip.start, clip.start + target) if guide else None
-        clip.end = _ms_down(end if end is not None else clip.start + target)
-        taken[id(clip)][1] = 0.0
+        clip.start, clip.end = _ms_up(start), _ms_down(end if end is not None else clip.start + target)
+        taken[id(clip)] = [0.0, 0.0]
         out = [clip]
     return out
+
+
+def _longest_whole_span(clip: Clip, target: float, guide: Guide) -> tuple[float, float | None]:
+    """The longest stretch of `clip` within `target` seconds that starts at its start or before one of its
+    sentences and ends after a whole sentence: (start, None) when there is none at least MIN_CLIP long."""
+    starts = [clip.start] + [max(clip.start, guide.clean_start(s.start)) for s in guide.sentences
+                             if clip.start < s.start < clip.end]
+    spans = []
+    for start in starts:
+        end = guide.latest_end(start, min(clip.end, start + target))
+        if end is not None and end - start >= MIN_CLIP and not guide.inside_sentence(start):
+            spans.append((end - start, -start, end))
+    if not spans:
+        return clip.start, None
+    _, start, end = max(spans)
+    return -start, end
 
 
 def _give_pads_back(clips: list[Clip], target: float, taken: dict[int, list[float]]) -> None:
