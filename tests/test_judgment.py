@@ -445,3 +445,21 @@ def test_a_budget_that_holds_a_sentence_but_not_the_pause_before_it_starts_the_c
     assert len(clips) == 1 and clips[0].duration <= 4.0 + 1e-6, clips
     assert clips[0].start <= spans[0].start and clips[0].end >= spans[0].end, (clips, spans)
     assert not any(_inside(edge, s.start, s.end) for s in spans for edge in (clips[0].start, clips[0].end))
+
+
+def test_a_flash_between_short_sentences_grows_to_take_them_whole():
+    """Found by the property above at 500 random examples: a 0.5 s pause picked alone between two 0.5 s
+    sentences gave no clip at all (growing it to MIN_CLIP cut a sentence, so it was dropped). It now grows
+    to take the sentence it would cut whole."""
+    spoken = [[(1.0 + 0.5 * i, 1.5 + 0.5 * i, f"word0x{i}") for i in range(4)],
+              [(4.0 + 0.5 * i, 4.5 + 0.5 * i, f"word1x{i}") for i in range(9)]]
+    spoken = [words[:-1] + [(words[-1][0], words[-1][1], words[-1][2] + ".")] for words in spoken]
+    spoken += [[(t, t + 0.5, f"word{k}x0.")] for k, t in enumerate([9.0, 10.0, 11.0, 12.0, 13.5], start=2)]
+    analysis = _analysis(spoken, 15.0)
+    cands = candidate_segments(analysis, 0, first_id=1, min_len=1.5, max_len=8.0)
+    flash = next(c for c in cands if c.kind == "quiet" and c.start == 11.5)
+    clips = build_clips([Pick(segment_id=flash.id, reason="quiet")], {c.id: c for c in cands},
+                        {0: (_video(0, 15.0), analysis)}, 6.0)
+    spans = sentences(analysis)
+    assert len(clips) == 1 and clips[0].start < 12.0 and clips[0].end > 11.5 and clips[0].duration >= 0.5, clips
+    assert not any(_inside(edge, s.start, s.end) for s in spans for edge in (clips[0].start, clips[0].end))

@@ -137,14 +137,17 @@ class Guide:
         return min(options) if options else None
 
     def grow(self, start: float, end: float, length: float) -> tuple[float, float]:
-        """The span widened to `length` (or the whole video, when shorter), ends never inside a sentence."""
+        """The span widened to `length` (or the whole video, when shorter), ends never inside a sentence:
+        an edge that would cut one moves out to take the sentence whole."""
         if self.limit <= length:
             return 0.0, self.limit
         end2 = min(self.limit, start + length)
         start2 = max(0.0, end2 - length)
-        if self.inside_sentence(end2) or self.inside_sentence(start2):
-            return start, end
-        return min(start, start2), max(end, end2)
+        cut = self.inside_sentence(end2)
+        end2 = cut.end if cut else end2
+        cut = self.inside_sentence(start2)
+        start2 = cut.start if cut else start2
+        return min(start, start2), min(self.limit, max(end, end2))
 
     def elastic_tail(self, start: float, end: float, min_clip: float) -> tuple[float, float] | None:
         """What of a clip may be shortened for the budget: (tail, floor) when the clip from `tail` on is not
