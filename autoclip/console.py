@@ -124,6 +124,7 @@ def start_temporary_server() -> int | None:
 
     if PREFECT_API_URL.value():
         return None
+    check_prefect_database()
     from prefect.server.api.server import SubprocessASGIServer
 
     server = SubprocessASGIServer()
@@ -132,6 +133,41 @@ def start_temporary_server() -> int | None:
     subprocess.Popen([sys.executable, "-c", _WATCHER, str(pid)], stdin=subprocess.DEVNULL,
                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     return pid
+
+
+def check_prefect_database() -> None:
+    """A temporary server cannot start on a SQLite database that a newer Prefect has migrated (its schema
+    revision is unknown here): it would time out after a page of migration errors. Say so, naming the file
+    and the ways out, before starting it."""
+    import re
+    import sqlite3
+
+    import prefect
+    import prefect.server.database as database
+    from prefect.settings import get_current_settings
+
+    from autoclip.errors import EnvironmentFault
+
+    url = get_current_settings().server.database.connection_url
+    url = url.get_secret_value() if hasattr(url, "get_secret_value") else str(url or "")
+    if not url.startswith("sqlite") or ":///" not in url:
+        return
+    path = Path(url.split(":///", 1)[1])
+    if not path.is_file():
+        return
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            row = db.execute("SELECT version_num FROM alembic_version").fetchone()
+    except sqlite3.Error:
+        return  # a new or foreign file: the server says what is wrong with it
+    versions = Path(database.__file__).parent / "_migrations" / "versions" / "sqlite"
+    known = {m.group(1) for f in versions.glob("*.py")
+             for m in [re.search(r'^revision\s*=\s*["\']([0-9a-f]+)', f.read_text(), re.M)] if m}
+    if row and known and row[0] not in known:
+        raise EnvironmentFault(
+            f"the Prefect database {path} was last used by a newer Prefect (schema {row[0]}, unknown to the "
+            f"Prefect {prefect.__version__} installed here): install that Prefect again, or start a new "
+            f"database by setting PREFECT_HOME to another folder or moving {path} away")
 
 
 def stop_temporary_servers() -> None:

@@ -322,3 +322,27 @@ def test_kill_9_takes_the_temporary_prefect_server_along(media, tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert _gone_within(servers[0], 10)
+
+
+def test_a_prefect_database_from_a_newer_prefect_is_named_not_timed_out(media, tmp_path):
+    """A downgrade of Prefect leaves a database whose schema this Prefect cannot migrate: the temporary
+    server would print a page of migration errors and the run time out. The run says which file and what
+    to do, at once, and starts no server."""
+    import sqlite3
+
+    home = tmp_path / "home"
+    home.mkdir()
+    with sqlite3.connect(home / "prefect.db") as db:
+        db.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
+        db.execute("INSERT INTO alembic_version VALUES ('ffffffffffff')")
+    unset = ("PREFECT_API_URL", "PREFECT_API_DATABASE_CONNECTION_URL", "PREFECT_SERVER_DATABASE_CONNECTION_URL")
+    env = {k: v for k, v in os.environ.items() if k not in unset}
+    env.update(PREFECT_HOME=str(home), AUTOCLIP_WORKSPACE_DIR=str(tmp_path / "runs"),
+               AUTOCLIP_CACHE_DIR=str(tmp_path / "cache"))
+    done = subprocess.run([sys.executable, "-m", "autoclip.cli", "run", str(media.one_second), "--duration", "1",
+                           "-o", str(tmp_path / "out" / "reel.mp4")],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert str(home / "prefect.db") in done.stderr and "PREFECT_HOME" in done.stderr, done.stderr
+    assert "ffffffffffff" in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert not (tmp_path / "out").exists()
