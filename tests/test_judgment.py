@@ -463,3 +463,25 @@ def test_a_flash_between_short_sentences_grows_to_take_them_whole():
     spans = sentences(analysis)
     assert len(clips) == 1 and clips[0].start < 12.0 and clips[0].end > 11.5 and clips[0].duration >= 0.5, clips
     assert not any(_inside(edge, s.start, s.end) for s in spans for edge in (clips[0].start, clips[0].end))
+
+
+def test_without_words_a_long_voiced_stretch_is_cut_where_it_dips_so_a_short_budget_holds_it():
+    """No speech model: 12 s of unbroken voiced sound used to stay one candidate longer than max_len, too
+    long for a 10 s budget, and the reel came out with nothing but a flash. It is cut at its quietest moment
+    (a dip between words, most likely), and the reel holds the talk."""
+    step, duration = 0.25, 16.0
+    levels = [-70.0] * int(duration / step)
+    for i in range(int(1.0 / step), int(13.0 / step)):
+        levels[i] = -30.0
+    levels[int(7.0 / step)] = -45.0  # a breath too short to be a silence
+    analysis = VideoAnalysis(sha256="0" * 64, duration=duration, loudness_db=levels, flatness=[0.15] * len(levels),
+                             silences=[Interval(start=0.0, end=1.0), Interval(start=13.0, end=16.0)],
+                             speech=[Interval(start=1.0, end=13.0)], shot_cuts=[], transcript=None)
+    cands = candidate_segments(analysis, 0, first_id=1, min_len=1.5, max_len=8.0)
+    voiced = [c for c in cands if c.kind == "speech"]
+    assert len(voiced) == 2 and voiced[0].end == 7.125 and all(c.duration <= 8.0 for c in voiced), voiced
+    theme, info = Theme(title="t", summary="s"), PlannerInfo(provider="local", model="heuristic", heuristic=True)
+    plan = plan_edit([(_video(0, duration), analysis)], theme, info, HeuristicPlanner(meaning=False),
+                     target=10.0, min_clip=1.5, max_clip=8.0)
+    assert 5.0 <= plan.duration <= 10.0 + 1e-6, plan.clips
+    assert all(1.0 - 0.3 <= c.start and c.end <= 13.0 + 0.3 for c in plan.clips), plan.clips  # talk, not silence

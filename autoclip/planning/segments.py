@@ -322,9 +322,11 @@ def _label_rest(analysis: VideoAnalysis, start: float, end: float, has_words: bo
 
 # ---------------------------------------------------------------- candidates
 
-def _split(m: Moment, max_len: float, preferred: float, cut_points: list[float]) -> list[Moment]:
+def _split(m: Moment, max_len: float, preferred: float, cut_points: list[float],
+           quietest=None) -> list[Moment]:
     """Slice a moment longer than max_len: speech at real pauses (never inside a word), other kinds evenly
-    into pieces of about `preferred`, events keep their start (the part that matters)."""
+    into pieces of about `preferred`, events keep their start (the part that matters). `quietest(a, b)`:
+    where to cut voiced sound with no pause and no words to go by (its quietest moment in a..b)."""
     if m.end - m.start <= max_len:
         return [m]
     if m.kind == "sound_event" or m.kind == "visual_event":
@@ -335,6 +337,8 @@ def _split(m: Moment, max_len: float, preferred: float, cut_points: list[float])
         if m.kind == "speech":
             inside = [p for p in cut_points if start + max_len * 0.4 <= p <= start + max_len]
             cut = inside[-1] if inside else None
+            if cut is None and quietest is not None:
+                cut = quietest(start + max_len * 0.4, start + max_len)
             if cut is None:
                 break  # one unbroken run of words: keep it whole rather than cut inside a word
         else:
@@ -344,6 +348,17 @@ def _split(m: Moment, max_len: float, preferred: float, cut_points: list[float])
         start = cut
     pieces.append(Moment(start, m.end, m.kind, m.detail))
     return pieces
+
+
+def _quietest(analysis: VideoAnalysis, start: float, end: float) -> float | None:
+    """The middle of the quietest loudness step between start and end (a dip between words, most likely);
+    None without a loudness curve."""
+    step, levels = analysis.loudness_step, analysis.loudness_db
+    lo, hi = int(start / step + 0.999), min(len(levels), int(end / step))
+    if hi <= lo:
+        return None
+    k = min(range(lo, hi), key=lambda i: (levels[i], -i))
+    return round(min(end, max(start, (k + 0.5) * step)), 3)
 
 
 def _join_fragments(moments: list[Moment], min_len: float, max_len: float) -> list[Moment]:
@@ -376,7 +391,8 @@ def moments(analysis: VideoAnalysis, *, min_len: float, max_len: float) -> list[
     rest = [m for a, b in _subtract([(0.0, duration)], sorted(taken))
             for m in _label_rest(analysis, a, b, bool(spoken), steps)]
     cut_points = word_gaps(analysis)
-    found = [p for m in spoken + rest + events for p in _split(m, max_len, preferred, cut_points)]
+    quietest = None if spoken else (lambda a, b: _quietest(analysis, a, b))  # no words: cut where it dips
+    found = [p for m in spoken + rest + events for p in _split(m, max_len, preferred, cut_points, quietest)]
     found = [Moment(max(0.0, m.start), min(duration, m.end), m.kind, m.detail, m.text) for m in found]
     found = [m for m in found if m.end - m.start >= MIN_CANDIDATE] or [m for m in found if m.end > m.start][:1]
     if not found:  # e.g. a 1-second clip with nothing in it
