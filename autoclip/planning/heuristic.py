@@ -290,7 +290,7 @@ class HeuristicPlanner:
                 room = budget - sum(planned.get(c.id, weight(c)) if not k else c.duration + SLACK for c in chosen)
                 if k and budget - room >= FILL_SHARE * budget:
                     break
-                for _ in range(20):
+                for attempt in range(20):
                     taken = {c.id for c in chosen}
                     pool = [c for c in usable if c.id not in taken and admits(c) and not clashes(c)]
                     picked = _knapsack(pool, room, value, weight)
@@ -300,10 +300,11 @@ class HeuristicPlanner:
                         continue
                     # neighbours of one video play the pause between them: plan again in the room left
                     over = _reel_length(chosen + picked, planned, request.min_clip) - budget
-                    if not k and picked and over > 1e-6 and room - over > 0:
-                        room -= over
-                        continue
-                    chosen += picked
+                    if not k and picked and over > 1e-6 and attempt < 19:
+                        room = min(room, sum(weight(c) for c in picked)) - over - 1e-3  # a set that differs
+                        if room > 0:
+                            continue
+                    chosen += picked  # (what still overflows goes in step 3)
                     break
             # 3. picks of one video played as one clip also play the pause between them: what overflows
             # goes, weakest first (never a source's only moment), and the room it leaves is filled again

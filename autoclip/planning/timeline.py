@@ -20,7 +20,10 @@ from autoclip.planning.segments import DETECTORS, Moment, pauses, sentences
 
 PAD = 0.3  # breathing room before the first and after the last word, taken from the pause around it
 EXTEND_INTO_SENTENCE = 3.0  # a boundary inside a sentence moves out to its edge when that is this close
-EDGE_GUARD = 0.15  # of a pad, what is never given back: decoder word times run 0.1-0.3 s inside the sound
+# Of a pad, what is never given back: a decoder's word times run inside the sound. Measured on the judgment
+# corpora (140 sentences, edges moved out to the voice): ends up to 0.10 s early, starts 95% within 0.17 s
+# late; pads go only as far as a budget needs, so a start usually keeps more than its guard.
+EDGE_GUARD = 0.10
 MERGE_GAP = 0.6  # picks of one video closer than this play as one clip, pause included
 MIN_CLIP = 0.5  # shorter than this is a flash, not a clip
 EVENT_KEEP = 0.6  # an event shortened for the budget keeps its start and at least this share of itself
