@@ -485,3 +485,23 @@ def test_without_words_a_long_voiced_stretch_is_cut_where_it_dips_so_a_short_bud
                      target=10.0, min_clip=1.5, max_clip=8.0)
     assert 5.0 <= plan.duration <= 10.0 + 1e-6, plan.clips
     assert all(1.0 - 0.3 <= c.start and c.end <= 13.0 + 0.3 for c in plan.clips), plan.clips  # talk, not silence
+
+
+def test_a_sentence_that_runs_on_from_another_starts_in_the_dip_between_them_not_at_its_late_first_word():
+    """Decoder word starts run late (up to 0.3 s on the judgment corpora). Where two sentences share one
+    stretch of sound (the pause between them too short to be a silence), the second starts in the quietest
+    step between them, so a clip that starts it does not start inside its first word."""
+    first = [(1.0 + 0.5 * i, 1.45 + 0.5 * i, f"one{i}") for i in range(4)]
+    first[-1] = (first[-1][0], 3.0, "one3.")
+    second = [(3.55 + 0.5 * i, 4.0 + 0.5 * i, f"two{i}") for i in range(4)]
+    second[-1] = (second[-1][0], second[-1][1], "two3.")
+    analysis = _analysis([first, second], 7.0)
+    analysis.loudness_db[13] = -30.0  # its sound starts at 3.25, a step before its first word is reported
+    analysis.silences = [s for s in analysis.silences if s.end <= 1.0 or s.start >= 5.0]
+    analysis.speech = [Interval(start=1.0, end=5.0)]
+    spans = sentences(analysis)
+    assert len(spans) == 2 and 3.0 <= spans[1].start <= 3.25, spans
+    cands = candidate_segments(analysis, 0, first_id=1, min_len=1.5, max_len=8.0)
+    picks = [Pick(segment_id=c.id, reason=c.kind) for c in cands if c.kind == "speech" and c.start >= 3.0]
+    clips = build_clips(picks, {c.id: c for c in cands}, {0: (_video(0, 7.0), analysis)}, 30.0)
+    assert clips and clips[0].start <= 3.25, clips

@@ -87,21 +87,41 @@ def sentences(analysis: VideoAnalysis) -> list[Moment]:
 
 
 VOICE_SNAP = 0.5  # how far a sentence edge moves out to where its sound starts or stops
+DIP_DB = 6.0  # a step this much quieter than a sentence's first sound is the pause before it
 
 
 def _snap_to_voice(found: list[Moment], analysis: VideoAnalysis) -> list[Moment]:
     """Word times from a decoder are often late at the start and early at the end (Whisper's by 0.1-0.3 s):
-    a sentence starts where the sound it sits in starts, and ends where it stops, when that is close by."""
+    a sentence starts where the sound it sits in starts, and ends where it stops, when that is close by.
+    When it follows another sentence within one stretch of sound (a pause too short to be a silence), it
+    starts in the middle of the quietest loudness step between them: the dip is the pause."""
     voiced = analysis.speech
     for k, m in enumerate(found):
         floor = found[k - 1].end if k else 0.0
         ceiling = found[k + 1].start if k + 1 < len(found) else analysis.duration
+        snapped = False
         for v in voiced:
             if v.start < m.start <= v.end and m.start - v.start <= VOICE_SNAP:
-                m.start = round(max(v.start, floor), 3)
+                m.start, snapped = round(max(v.start, floor), 3), True
             if v.start <= m.end < v.end and v.end - m.end <= VOICE_SNAP:
                 m.end = round(min(v.end, ceiling), 3)
+        if not snapped and k and any(v.start < m.start <= v.end for v in voiced):
+            m.start = _after_dip(analysis, floor, m.start)
     return found
+
+
+def _after_dip(analysis: VideoAnalysis, floor: float, start: float) -> float:
+    """`start` moved back to the middle of the quietest loudness step between `floor` and it, when that step
+    is DIP_DB quieter than the step `start` is in (never before `floor`)."""
+    levels, step = analysis.loudness_db, analysis.loudness_step
+    at = min(len(levels) - 1, int(start / step))
+    lo = int(floor / step)
+    if not levels or at <= lo:
+        return start
+    dip = min(range(lo, at), key=lambda i: (levels[i], -i))
+    if levels[dip] > levels[at] - DIP_DB:
+        return start
+    return round(min(start, max(floor, (dip + 0.5) * step)), 3)
 
 
 def pauses(analysis: VideoAnalysis) -> list[Interval]:
