@@ -505,3 +505,23 @@ def test_a_sentence_that_runs_on_from_another_starts_in_the_dip_between_them_not
     picks = [Pick(segment_id=c.id, reason=c.kind) for c in cands if c.kind == "speech" and c.start >= 3.0]
     clips = build_clips(picks, {c.id: c for c in cands}, {0: (_video(0, 7.0), analysis)}, 30.0)
     assert clips and clips[0].start <= 3.25, clips
+
+
+def test_a_reel_short_of_its_budget_lets_picked_footage_run_on_but_never_into_speech():
+    """A source with no sound offers only footage; when the chosen moments leave the reel short, its picked
+    footage runs on into the footage after it, up to the budget, and stops where speech begins."""
+    silent = VideoAnalysis(sha256="1" * 64, duration=40.0, loudness_db=[], flatness=[], silences=[], speech=[],
+                           shot_cuts=[], activity=[0.01] * 40, transcript=None)
+    talk = _analysis([_sentence(20.0, 8, "robot")], 40.0)
+    talk.activity = [0.01] * 40  # a moving picture: its long silences are footage
+    cands = number_candidates([(_video(0, 40.0), silent), (_video(1, 40.0), talk)], min_len=1.5, max_len=8.0)
+    footage = [c for c in cands if c.video_index == 0]
+    assert footage and all(c.kind == "footage" for c in footage)
+    first = footage[0]
+    videos = {0: (_video(0, 40.0), silent), 1: (_video(1, 40.0), talk)}
+    clips = build_clips([Pick(segment_id=first.id, reason="footage")], {c.id: c for c in cands}, videos, 12.0)
+    assert len(clips) == 1 and clips[0].start == first.start and clips[0].duration == pytest.approx(12.0, abs=0.01)
+    # in the talk video, footage before the sentence runs on only up to it
+    before = next(c for c in cands if c.video_index == 1 and c.kind == "footage" and c.end <= 20.0)
+    clips = build_clips([Pick(segment_id=before.id, reason="footage")], {c.id: c for c in cands}, videos, 40.0)
+    assert clips[0].end <= 20.0 + 1e-6, clips

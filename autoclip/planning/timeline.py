@@ -225,7 +225,33 @@ def build_clips(picks: list[Pick], candidates: dict[int, Candidate],
         clips.append(clip)
     order = {p.segment_id: k for k, p in reversed(list(enumerate(picks)))}
     clips.sort(key=lambda c: min(order[i] for i in c.segment_ids))  # a merged clip plays at its first pick
-    return fit_budget(clips, target, min_clip, guides)
+    return _grow_footage(fit_budget(clips, target, min_clip, guides), target, candidates, guides)
+
+
+def _grow_footage(clips: list[Clip], target: float, candidates: dict[int, Candidate],
+                  guides: dict[int, Guide]) -> list[Clip]:
+    """A reel short of its budget lets a clip of plain footage (picture only, sound without speech) run on
+    into the same footage after it, up to the budget: it adds no moment the planner did not choose, only
+    more of one, and it never reaches speech, silence or an event."""
+    room = target - sum(c.duration for c in clips)
+    if room < MIN_CLIP:
+        return clips
+    for clip in clips:
+        kinds = {candidates[i].kind for i in clip.segment_ids if i in candidates}
+        if room < MIN_CLIP or kinds != {"footage"}:
+            continue
+        reach = clip.end
+        for cand in sorted((c for c in candidates.values() if c.video_index == clip.video_index
+                            and c.end > reach), key=lambda c: c.start):
+            if cand.kind != "footage" or cand.start > reach + 1e-3:
+                break
+            reach = cand.end
+        guide = guides.get(clip.video_index)
+        end = _ms_down(min(reach, clip.end + room, guide.limit if guide else reach))
+        if end > clip.end and not (guide and guide.inside_sentence(end)):
+            room -= end - clip.end
+            clip.end = end
+    return clips
 
 
 def fit_budget(clips: list[Clip], target: float, min_clip: float,
