@@ -525,3 +525,17 @@ def test_a_reel_short_of_its_budget_lets_picked_footage_run_on_but_never_into_sp
     before = next(c for c in cands if c.video_index == 1 and c.kind == "footage" and c.end <= 20.0)
     clips = build_clips([Pick(segment_id=before.id, reason="footage")], {c.id: c for c in cands}, videos, 40.0)
     assert clips[0].end <= 20.0 + 1e-6, clips
+
+
+def test_three_short_videos_of_footage_each_get_a_share_of_a_short_budget():
+    """Found by an adversarial sweep: three 6 s videos without speech at 6 s came out from two sources and
+    the plan said one was "dropped to stay within the budget": validation counted each pick whole, though
+    footage may be cut anywhere. Validation now measures each pick at the length the timeline may cut it
+    to (timeline.shortest_length), as the planner does."""
+    pairs = [(_video(i, 6.0), VideoAnalysis(sha256=str(i) * 64, duration=6.0, loudness_db=[], flatness=[],
+                                            silences=[], speech=[], shot_cuts=[], activity=[0.01] * 6,
+                                            transcript=None)) for i in range(3)]
+    theme, info = Theme(title="t", summary="s"), PlannerInfo(provider="local", model="heuristic", heuristic=True)
+    plan = plan_edit(pairs, theme, info, HeuristicPlanner(meaning=False), target=6.0, min_clip=1.5, max_clip=8.0)
+    assert {c.video_index for c in plan.clips} == {0, 1, 2}, plan.clips
+    assert plan.duration <= 6.0 + 1e-6 and not any("dropped" in n for n in plan.planner.notes), plan.planner.notes

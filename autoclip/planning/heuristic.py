@@ -16,7 +16,7 @@ import math
 from autoclip.models import Candidate, Pick, Selection, SelectionRequest, Theme, Usage, VideoDigest
 from autoclip.planning import meaning as by_meaning
 from autoclip.planning.knapsack import best_fit
-from autoclip.planning.timeline import EDGE_GUARD, EVENT_KEEP, MERGE_GAP, PAD
+from autoclip.planning.timeline import EDGE_GUARD, MERGE_GAP, PAD, shortest_length
 from autoclip.planning.validation import selection_problems
 from autoclip.text import is_cjk, terms
 
@@ -322,7 +322,7 @@ class HeuristicPlanner:
         # 4. the planner and validation agree: what validation would refuse is never proposed
         by_id = {c.id: c for c in request.candidates}
         while len(chosen) > 1 and selection_problems(Selection(picks=[Pick(segment_id=c.id) for c in chosen]),
-                                                     by_id, budget):
+                                                     by_id, budget, request.min_clip):
             weakest = min(chosen, key=lambda c: (score[c.id], -c.duration))
             chosen.remove(weakest)
             notes.append(f"dropped a moment of {names.get(weakest.video_index, weakest.video_index)} "
@@ -336,7 +336,7 @@ def elastic(c: Candidate, min_clip: float) -> float:
     """The seconds a moment must have in the reel: an event (sound or picture) may lose its end
     (timeline.EVENT_KEEP), anything else plays whole; and the guard the timeline keeps at its edges."""
     if c.kind in EVENTS:
-        return min(c.duration, max(min_clip, EVENT_KEEP * c.duration)) + EDGE_GUARD
+        return shortest_length(c.kind, c.duration, min_clip) + EDGE_GUARD
     return c.duration + (2 * EDGE_GUARD if c.kind == "speech" else 0.0)
 
 

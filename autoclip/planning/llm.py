@@ -99,7 +99,7 @@ class ChatPlanner:
         by_id = {c.id: c for c in candidates}
         answer = self._ask(prompts.selection_messages(request, candidates, budget), prompts.SelectionAnswer,
                            lambda a: selection_problems(Selection(picks=[Pick(**p.model_dump()) for p in a.picks]),
-                                                        by_id, budget))
+                                                        by_id, budget, request.min_clip))
         return [Pick(segment_id=p.segment_id, reason=p.reason.strip()) for p in answer.picks]
 
     def _shortlist(self, request: SelectionRequest) -> list[Candidate]:

@@ -11,6 +11,7 @@ import json
 from pydantic import BaseModel, Field
 
 from autoclip.models import Candidate, SelectionRequest, Theme, VideoDigest
+from autoclip.planning.timeline import EVENT_KEEP
 
 THEME_SYSTEM = (
     "You are a film editor planning a short highlight reel from several raw videos. Read the per-video "
@@ -22,7 +23,10 @@ THEME_SYSTEM = (
 SELECT_SYSTEM = (
     "You are a film editor. From the numbered candidate segments, pick the moments that tell the theme "
     "best, in the order they should play. Rules: use only ids from the list; the picked segments' "
-    "durations must add up to at most budget_seconds (aim close to it); include several videos when they "
+    "durations must add up to at most budget_seconds (aim close to it; a sound_event or visual_event may "
+    f"count at {EVENT_KEEP:.0%} of its duration and footage or quiet at min_clip_seconds, because the editor "
+    "shortens them from their end when the budget is tight, while speech plays whole); include several "
+    "videos when they "
     "have relevant material, and when the budget cannot hold one moment per video, leave out the weakest "
     "videos; do not pick the same id twice; never write timestamps. Each candidate has a kind: speech (a "
     "whole sentence, with its text), sound_event (a loud burst, applause, cheering or laughter, music "

@@ -29,6 +29,17 @@ MIN_CLIP = 0.5  # shorter than this is a flash, not a clip
 EVENT_KEEP = 0.6  # an event shortened for the budget keeps its start and at least this share of itself
 
 
+def shortest_length(kind: str, duration: float, min_clip: float) -> float:
+    """How short the timeline may make a moment of this kind when the budget is tight: a sentence plays
+    whole; an event keeps its start and EVENT_KEEP of itself; footage and quiet may be cut anywhere. Each
+    at least min_clip (or all of it, when shorter)."""
+    if kind == "speech":
+        return duration
+    if kind in ("sound_event", "visual_event"):
+        return min(duration, max(min_clip, EVENT_KEEP * duration))
+    return min(duration, min_clip)
+
+
 @dataclass
 class Guide:
     """Where a video may be cut: its sentences, real pauses and shot cuts."""

@@ -65,7 +65,7 @@ def plan_edit(pairs: list[tuple[SourceVideo, VideoAnalysis]], theme: Theme, info
     try:
         selection, usage = model.select(request)
         info.usage = add_usage(info.usage, usage)
-        problems = selection_problems(selection, by_id, target)
+        problems = selection_problems(selection, by_id, target, min_clip)
     except ProviderAuthError:
         raise
     except ProviderError as exc:
