@@ -135,6 +135,24 @@ def test_read_only_output_is_found_before_any_work(prefect_server, media, read_o
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("name, says", [("folder", "is a folder"), ("reel.mkv", "ending in .mp4"),
+                                        ("x" * 240 + ".mp4", "too long")])
+def test_an_output_the_publish_could_not_write_is_refused_before_any_work(prefect_server, media, tmp_path,
+                                                                         name, says):
+    """Found by an adversarial sweep: a folder or a 240-character name as -o failed only when publishing,
+    after analysis and render; -o reel.mkv wrote MP4 data under that name."""
+    from autoclip.flows.auto_clip import auto_clip
+
+    (tmp_path / "folder").mkdir()
+    started = time.monotonic()
+    with pytest.raises(InputError, match=says):
+        auto_clip(sources=[str(media.two_shots)], options=ClipOptions(target_duration=4, **SMALL),
+                  output=str(tmp_path / name))
+    assert time.monotonic() - started < 20
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder"] and not any((tmp_path / "folder").iterdir())
+
+
+@pytest.mark.slow
 def test_a_workspace_without_room_fails_the_run_in_preflight(prefect_server, media, tmp_path, tiny_disk, monkeypatch):
     from autoclip.flows.auto_clip import auto_clip
 

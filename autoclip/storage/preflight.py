@@ -52,6 +52,33 @@ def check_writable(folder: Path) -> None:
         raise EnvironmentFault(f"the output folder {folder} is not writable: {exc.strerror or exc}") from exc
 
 
+REEL_SUFFIXES = (".mp4", ".m4v", ".mov")  # the reel is H.264/AAC in an MP4 container
+STAGING_EXTRA = len(".plan.json") + len("..12345678.partial")  # the longest name written beside the reel
+
+
+def check_output_name(output: Path) -> None:
+    """Refuse, before any work, an output the publish step could not write: an existing folder, a name
+    that is not an MP4's, or a name so long that the files staged beside it exceed the file system's
+    limit on a name."""
+    if output.is_dir():
+        raise InputError(str(output), f"is a folder; give the reel a file name, e.g. -o {output / 'reel.mp4'}")
+    if output.suffix.lower() not in REEL_SUFFIXES:
+        raise InputError(str(output), f"the reel is an MP4 (H.264/AAC); give -o a name ending in .mp4 "
+                         f"(or {', '.join(REEL_SUFFIXES[1:])}), not {output.suffix or 'no extension'}")
+    folder = output.parent.resolve() if str(output.parent) else Path(".").resolve()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        limit = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):
+        limit = 255
+    size = len(output.stem.encode())
+    if size + STAGING_EXTRA > limit:
+        raise InputError(str(output), f"the file name is too long: its stem is {size} bytes and at most "
+                         f"{limit - STAGING_EXTRA} fit, since the plan and the files staged while writing "
+                         f"add {STAGING_EXTRA} to it (this folder allows {limit})")
+
+
 def check_not_among_inputs(sources: list[str], output: Path, allow: bool) -> None:
     """Refuse an output that is a source, or that lands where a folder or glob source will find it next
     time (unless `allow`: the user asked for it)."""
@@ -81,6 +108,7 @@ def preflight(sources: list[str], target: Destination, options: ClipOptions, set
               allow_output_among_inputs: bool = False) -> None:
     """Everything that can be known wrong before the work starts."""
     if target.local:
+        check_output_name(target.local)
         check_not_among_inputs(sources, target.local, allow_output_among_inputs)
         check_writable(target.local.parent if str(target.local.parent) else Path("."))
     if target.remote:
