@@ -46,7 +46,7 @@ def run(
         options = (ClipOptions.for_aspect(aspect, **common) if aspect
                    else ClipOptions(width=width, height=height, **common))
     except ValueError as exc:
-        typer.secho(f"error: {exc}", fg="red", err=True)
+        typer.secho(f"error: {_option_problem(exc, aspect)}", fg="red", err=True)
         raise typer.Exit(2)
     from rich.console import Console
 
@@ -91,6 +91,27 @@ def run(
         typer.secho(f"left out:  {r.source} ({r.stage}): {r.reason}", fg="yellow")
     for note in result.notes:  # every fallback and degradation (also in the plan and the run's log)
         typer.secho(f"fallback:  {note}", fg="yellow")
+
+
+OPTION_NAMES = {"target_duration": "--duration", "width": "--width", "height": "--height", "fps": "--fps",
+                "preset": "--preset", "crf": "--crf", "engine": "--engine", "max_parallel_analysis": "--max-parallel"}
+
+
+def _option_problem(exc: ValueError, aspect: str | None) -> str:
+    """One line per bad option, named as the user typed it, instead of pydantic's report."""
+    from pydantic import ValidationError
+
+    if not isinstance(exc, ValidationError):
+        return str(exc)
+    parts = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else ""
+        name = OPTION_NAMES.get(field, field)
+        if aspect and field in ("width", "height"):
+            name = f"--aspect {aspect} (its {field})"
+        message = error["msg"].removeprefix("Value error, ")
+        parts.append(f"{name} {error.get('input')!r}: {message[0].lower() + message[1:]}")
+    return "; ".join(parts)
 
 
 def _fail(exc: BaseException, display, log_file: Path, log_handler) -> None:

@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # List prices in CNY of Alibaba Cloud Model Studio (Bailian, mainland China region, non-thinking mode,
@@ -216,8 +216,14 @@ def get_settings() -> Settings:
     return Settings()
 
 
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                "placebo")
+
+
 class ClipOptions(BaseModel):
     """Per-run choices: what reel to make. A flow parameter, so it must stay JSON-serialisable."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
 
     target_duration: float = Field(60.0, gt=0, le=3600, description="length of the reel in seconds")
     width: int = Field(1280, ge=16, le=7680, description="output width in pixels (even)")
@@ -235,6 +241,13 @@ class ClipOptions(BaseModel):
     @classmethod
     def _even(cls, value: int) -> int:
         return value - value % 2
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, value: str) -> str:
+        if value not in X264_PRESETS:  # refused here, not by ffmpeg after the analysis
+            raise ValueError(f"must be one of {', '.join(X264_PRESETS)}")
+        return value
 
     @model_validator(mode="after")
     def _clip_bounds(self):

@@ -217,6 +217,9 @@ def test_keys_see_only_their_own_videos_and_tasks(api, worker, clips):
     # paths are not accepted anywhere: only ids
     status, _, _ = api.call("POST", "/api/v1/tasks/create", alice, {"video_ids": ["/etc/passwd"], "duration": 3})
     assert status == 404
+    for bad in (float("nan"), float("inf")):  # JSON cannot echo these back: the refusal was a 500
+        status, _, refused = api.call("POST", "/api/v1/tasks/create", alice, {"video_ids": [video_id], "duration": bad})
+        assert status == 422 and "finite" in json.dumps(refused), refused
 
     keys = subprocess.run([sys.executable, "-m", "autoclip.cli", "api", "keys", "list"], env=api.env,
                           capture_output=True, text=True, timeout=300).stdout

@@ -143,6 +143,22 @@ def test_cli_reports_bad_input_without_a_traceback(prefect_server, media, tmp_pa
     assert not (tmp_path / "r.mp4").exists()
 
 
+@pytest.mark.parametrize("args, says", [
+    (["-d", "0"], "--duration 0.0: input should be greater than 0"),
+    (["-d", "nan"], "--duration nan: input should be a finite number"),
+    (["--crf", "99"], "--crf 99: input should be less than or equal to 51"),
+    (["--aspect", "100:1"], "--aspect 100:1 (its height) 13: input should be greater than or equal to 16"),
+    (["--preset", "bogus"], "--preset 'bogus': must be one of ultrafast"),
+])
+def test_cli_names_a_bad_option_in_one_line_before_any_work(media, tmp_path, args, says):
+    """Found by an adversarial sweep: bad options printed pydantic's report with a link, and an unknown
+    preset was refused by ffmpeg only after the analysis."""
+    run = subprocess.run([sys.executable, "-m", "autoclip.cli", "run", str(media.one_second), *args, "-o",
+                          str(tmp_path / "r.mp4")], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and run.stderr.startswith("error: ") and says in run.stderr, run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1 and "pydantic" not in run.stderr, run.stderr
+
+
 def test_doctor_reports_the_set_up():
     run = subprocess.run([sys.executable, "-m", "autoclip.cli", "doctor"], capture_output=True, text=True,
                          timeout=120)

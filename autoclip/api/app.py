@@ -24,7 +24,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from autoclip.api.store import ApiKey, Store, Task, Video
 from autoclip.api.uploads import UploadReceiver
@@ -65,6 +65,8 @@ class ImportUrlIn(BaseModel):
 
 
 class TaskIn(BaseModel):
+    model_config = ConfigDict(allow_inf_nan=False)
+
     video_ids: list[str] = Field(min_length=1, max_length=100)
     duration: float = Field(60.0, gt=0, le=3600, description="target reel length, seconds")
     aspect: str = Field("16:9", description="16:9, 9:16, 1:1 ... (long side 1280)")
@@ -130,6 +132,19 @@ class RateLimiter:
         return None
 
 
+def _finite(value):
+    """`value` with every NaN or infinite float written as text, so it can be sent as JSON."""
+    import math
+
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     if settings.storage_backend == "hybrid":
@@ -142,6 +157,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   openapi_url="/api/v1/openapi.json",
                   description="Upload videos, make a highlight reel of them, follow and download it. "
                               "Send the API key as `Authorization: Bearer <key>`.")
+    from fastapi.encoders import jsonable_encoder
+    from fastapi.exceptions import RequestValidationError
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """422 with what was wrong, even when the bad value is NaN or infinite (JSON cannot carry those,
+        so echoing them back failed as a 500)."""
+        return JSONResponse(status_code=422, content={"detail": _finite(jsonable_encoder(exc.errors()))})
+
     if settings.api_cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
