@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import socket
 import subprocess
@@ -176,6 +177,10 @@ def test_upload_start_follow_and_download_with_local_storage(api, worker, clips,
     assert done["percent"] == 100 and len(done["stages_seen"]) >= 2, done["stages_seen"]
     assert done["clips"] and all(c["reason"] and c["video_id"] in task["video_ids"] for c in done["clips"])
     assert abs(sum(c["duration"] for c in done["clips"]) - 8) < 1.0
+    # every video is accounted for, in the user's own file names (stored ids are no names for a person)
+    assert {c["video_id"] for c in done["clips"]} | {x["video_id"] for x in done["left_out"]} == set(task["video_ids"])
+    said = json.dumps([done["title"], done["notes"], [c["reason"] for c in done["clips"]], done["left_out"]])
+    assert not re.search(r"[0-9a-f]{16}\.mp4", said), said
     assert set(done["downloads"]) >= {"reel", "plan"}
     # the output sits under the configured root, in a folder named after the task
     reel_file = Path(service_dirs["AUTOCLIP_OUTPUT_ROOT"]) / task["task_id"] / "reel.mp4"
@@ -197,6 +202,16 @@ def test_upload_start_follow_and_download_with_local_storage(api, worker, clips,
 
     status, _, page = api.call("GET", "/api/v1/tasks?page=1&page_size=5", key)
     assert status == 200 and page["total"] == 1 and page["tasks"][0]["task_id"] == task["task_id"]
+
+    # a budget too short for a moment of every video: those left out are named, with the planner's reason
+    status, _, short = api.call("POST", "/api/v1/tasks/create", key, {
+        "video_ids": [v["video_id"] for v in uploaded["videos"]], "duration": 2})
+    short = api.wait(key, short["task_id"], ("COMPLETED", "FAILED", "CRASHED"))
+    assert short["state_type"] == "COMPLETED", short["errors"]
+    planned_out = [x for x in short["left_out"] if x["stage"] == "planning"]
+    assert planned_out and {x["filename"] for x in planned_out} <= {p.name for p in clips}, short["left_out"]
+    assert all(x["filename"] in x["reason"] for x in planned_out), planned_out
+    assert not re.search(r"[0-9a-f]{16}\.mp4", json.dumps(short["notes"])), short["notes"]
 
 
 def test_keys_see_only_their_own_videos_and_tasks(api, worker, clips):

@@ -99,7 +99,9 @@ class TaskOut(BaseModel):
     video_ids: list[str]
     title: str | None = None
     clips: list[ClipOut] = []
-    left_out: list[LeftOut] = []
+    left_out: list[LeftOut] = Field([], description="videos not in the reel: refused, or no moment of them "
+                                    "fitted the plan (stage 'planning')")
+    notes: list[str] = Field([], description="what the planner wants said: fallbacks, sources left out")
     errors: list[str] = []
     downloads: dict[str, str] = Field({}, description="reel, plan, subtitles -> URL (signed, time-limited)")
 
@@ -404,11 +406,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             out.clips.append(ClipOut(video_id=video.id if video else None, filename=video.name if video else
                                      clip.get("name", ""), start=clip["start"], end=clip["end"],
                                      duration=round(clip["end"] - clip["start"], 3), reason=clip.get("reason", "")))
+        stored = {Path(uri).name: video.name for uri, video in by_uri.items()}  # names as the user gave them
+
+        def in_user_words(text: str) -> str:
+            for name, original in stored.items():
+                text = text.replace(name, original)
+            return text
+
+        out.title = in_user_words(out.title or "") or None
+        for clip in out.clips:
+            clip.reason = in_user_words(clip.reason)
+        out.notes = [in_user_words(n) for n in plan.get("planner", {}).get("notes", [])]
         for rejected in plan.get("rejected", []):
             video = by_uri.get(rejected.get("source"))
             out.left_out.append(LeftOut(video_id=video.id if video else None,
                                         filename=video.name if video else Path(rejected["source"]).name,
-                                        stage=rejected["stage"], reason=rejected["reason"]))
+                                        stage=rejected["stage"], reason=in_user_words(rejected["reason"])))
+        shown = {c.video_id for c in out.clips} | {x.video_id for x in out.left_out}
+        for uri, video in by_uri.items():  # in no clip and not refused: the plan left it out
+            if video.id not in shown:
+                said = next((n for n in out.notes if video.name in n), "no moment of it fitted the plan")
+                out.left_out.append(LeftOut(video_id=video.id, filename=video.name, stage="planning", reason=said))
         out.downloads = await run_in_threadpool(_links, task)
         return out
 
