@@ -502,6 +502,10 @@ def test_the_web_page_uploads_three_videos_and_plays_the_reel(api, worker, real_
             page.dispatch_event("#api-key", "change")
             page.set_input_files("#files", [str(shared_media / name) for name in REAL_VIDEOS])
             page.wait_for_function("document.querySelectorAll('#uploads li.ok').length === 3", timeout=120_000)
+            page.set_input_files("#files", [str(shared_media / REAL_VIDEOS[0])])  # one too many, then removed
+            page.wait_for_function("document.querySelectorAll('#uploads li.ok').length === 4", timeout=120_000)
+            page.locator("#uploads li.ok").nth(3).locator("button.remove").click()
+            assert page.locator("#uploads li.ok").count() == 3
             page.select_option("#duration", "15")
             page.select_option("#aspect", "9:16")
             page.click("#start")
@@ -512,6 +516,7 @@ def test_the_web_page_uploads_three_videos_and_plays_the_reel(api, worker, real_
             reasons = page.locator("#clips tbody tr td:last-child").all_inner_texts()
             stages = page.locator("#stages li").all_inner_texts()
             links = {kind: page.locator(f"#download-{kind}").count() for kind in ("reel", "plan", "subtitles")}
+            task_id = page.evaluate("state.task")
             assert page.locator("#message").inner_text() == ""
         finally:
             browser.close()
@@ -521,4 +526,5 @@ def test_the_web_page_uploads_three_videos_and_plays_the_reel(api, worker, real_
     assert rows >= 1 and all(reason.strip() for reason in reasons)
     assert len(stages) >= 2, stages
     assert links["reel"] == 1 and links["plan"] == 1
+    assert len(api.call("GET", f"/api/v1/tasks/{task_id}", key)[2]["video_ids"]) == 3  # the removed one is not in
     print(f"\nbrowser: 3 real videos uploaded, reel of {duration:.1f} s playing after {elapsed:.1f} s; stages {stages}")

@@ -40,7 +40,17 @@ function upload(files) {
       if (item.ok) {
         state.videos.push(item.video);
         li.className = "ok";
-        li.textContent = `${item.filename}: ${item.video.duration.toFixed(1)} s, ${item.video.codec}, ${(item.video.size / 1e6).toFixed(1)} MB`;
+        li.textContent = `${item.filename}: ${item.video.duration.toFixed(1)} s, ${item.video.codec}, ${(item.video.size / 1e6).toFixed(1)} MB `;
+        const remove = document.createElement("button");  // the next reel is made without it
+        remove.textContent = "remove";
+        remove.className = "remove";
+        remove.title = `leave ${item.filename} out of the next reel`;
+        remove.addEventListener("click", () => {
+          state.videos = state.videos.filter((v) => v.video_id !== item.video.video_id);
+          li.remove();
+          $("start").disabled = state.videos.length === 0;
+        });
+        li.appendChild(remove);
       } else {
         li.className = "error";
         li.textContent = `${item.filename}: ${item.error}`;
@@ -122,6 +132,11 @@ function show(task) {
   for (const r of task.left_out) {
     const li = document.createElement("li"); li.className = "error";
     li.textContent = `left out ${r.filename} (${r.stage}): ${r.reason}`;
+    $("left-out").appendChild(li);
+  }
+  for (const note of task.notes || []) {
+    if (task.left_out.some((r) => r.reason === note)) continue;  // said above already
+    const li = document.createElement("li"); li.textContent = note;
     $("left-out").appendChild(li);
   }
 }
