@@ -45,11 +45,12 @@ def _video_stream_index(path: str, container) -> int | None:
     return max(videos, key=lambda s: counts[s.index]).index
 
 
-def _rotation(container, stream) -> int:
-    """Degrees counter-clockwise the decoded picture must turn (from the display matrix of frame 1)."""
+def _rotation(container, stream) -> int | None:
+    """Degrees counter-clockwise the decoded picture must turn (from the display matrix of frame 1); None
+    when not one picture decodes."""
     for frame in container.decode(stream):
         return int(round(getattr(frame, "rotation", 0) or 0)) % 360
-    return 0
+    return None
 
 
 def _is_variable_frame_rate(container, stream) -> bool:
@@ -170,6 +171,8 @@ def _probe(path: str, name: str) -> MediaInfo:
             rotation = _rotation(container, stream)
         except av.error.FFmpegError as exc:
             raise ProbeError(name, f"first video frame cannot be decoded ({exc.strerror or exc})") from None
+        if rotation is None:
+            raise ProbeError(name, f"has no picture that can be decoded (too short: {duration:.2f} s)")
         format_name = container.format.name
         video_codec = ctx.name
     with _open(path) as container:
@@ -185,7 +188,7 @@ def _probe(path: str, name: str) -> MediaInfo:
         duration=duration, format_name=format_name, width=ctx.width, height=ctx.height,
         display_width=display_w, display_height=display_h, rotation=rotation,
         sample_aspect_ratio=sar, fps=fps, variable_frame_rate=vfr, video_codec=video_codec,
-        has_audio=audio is not None, audio_codec=audio.codec_context.name if audio else None,
+        has_audio=audio is not None, video_stream=index, audio_codec=audio.codec_context.name if audio else None,
         sample_rate=audio.codec_context.sample_rate if audio else None,
         channels=audio.codec_context.channels if audio else None)
 
