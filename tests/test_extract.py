@@ -112,7 +112,8 @@ def test_frames_come_from_the_video_not_a_cover_picture_before_it(tmp_path):
     _ffmpeg("-f", "lavfi", "-i", "color=red:s=64x64", "-frames:v", "1", str(cover))
     both = tmp_path / "cover_first.mkv"
     _ffmpeg("-i", str(cover), "-f", "lavfi", "-i", "testsrc2=s=160x120:r=25:d=4", "-map", "0", "-map", "1",
-            "-c:v:0", "png", "-c:v:1", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(both))
+            "-c:v:0", "png", "-c:v:1", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+            str(both))
     result = ex.extract(both, probe(both), tmp_path / "w", frame_interval=1.0, scene_threshold=0.3)
     assert len(result.frames) == 4
     with av.open(str(result.frames[2][1])) as picture:

@@ -8,7 +8,7 @@ from autoclip.config import get_settings
 from autoclip.errors import InputError
 from autoclip.media.probe import probe
 from autoclip.sources import ingest
-from autoclip.sources.local import expand_sources
+from autoclip.sources.local import expand_sources, sha256_file
 
 
 def _ingest(path, tmp_path):
@@ -126,7 +126,8 @@ def _ffmpeg(*args: str, what: str) -> None:
 
 def test_files_that_refuse_to_seek_are_probed_and_ingested(tmp_path):
     """Sorenson FLV and Matroska cut with `-c copy` and negative timestamps refuse `seek(0)` (PyAV raises
-    PermissionError, which killed the whole run): probing reads them without seeking."""
+    PermissionError, which killed the whole run): probing reads them without seeking, and the one that
+    cannot be cut at all is refused with its name and why."""
     flv = tmp_path / "sorenson.flv"
     _ffmpeg("-f", "lavfi", "-i", "testsrc2=s=160x120:r=25:d=5", *TONE, "-c:v", "flv", "-c:a", "mp3",
             "-ar", "44100", str(flv), what="a Sorenson FLV")
@@ -138,8 +139,11 @@ def test_files_that_refuse_to_seek_are_probed_and_ingested(tmp_path):
             what="a cut with negative timestamps")
     flv_info = _ingest(flv, tmp_path).info
     assert flv_info.video_codec == "flv" and flv_info.duration == pytest.approx(5.0, abs=0.1)
-    cut = _ingest(negative, tmp_path).info
-    assert cut.width == 160 and 4.0 < cut.duration < 5.5
+    # ffmpeg's input seek (how clips are cut) gives no picture from this one: refused, as one bad file
+    with pytest.raises(InputError) as caught:
+        _ingest(negative, tmp_path)
+    assert str(caught.value) == (f"{negative}: cannot be cut into clips: seeking inside it fails (as in a `-c "
+                                 "copy` cut that kept timestamps before zero); re-encode it first")
 
 
 def test_webm_and_matroska_without_a_duration_are_measured_from_their_packets(tmp_path):
@@ -188,4 +192,12 @@ def test_a_cover_picture_before_the_video_is_not_taken_for_it(tmp_path):
     _ffmpeg("-i", str(cover), "-f", "lavfi", "-i", "testsrc2=s=160x120:r=25:d=4", "-map", "0", "-map", "1",
             "-c:v:0", "png", "-c:v:1", "libx264", "-preset", "ultrafast", str(both), what="cover then video")
     info = probe(both)
-    assert (info.width, info.height, info.video_codec) == (160, 120, "h264")
+    assert (info.width, info.height, info.video_codec, info.video_stream) == (160, 120, "h264", 1)
+    # Cutting and rendering take the first video stream: the run's copy holds the video alone.
+    import av
+
+    video = _ingest(both, tmp_path)
+    assert video.info.video_stream == 0 and video.info.duration == pytest.approx(4.0, abs=0.1)
+    with av.open(video.path) as copy:
+        assert [(s.codec_context.name, s.codec_context.width) for s in copy.streams.video] == [("h264", 160)]
+    assert both.exists() and video.sha256 == sha256_file(both)

@@ -45,6 +45,12 @@ def _video_stream_index(path: str, container) -> int | None:
     return max(videos, key=lambda s: counts[s.index]).index
 
 
+def video_comes_first(path: str | Path, info: MediaInfo) -> bool:
+    """Whether the probed video is the file's first video stream, the one ffmpeg's `0:v` and rendering take."""
+    with _open(str(path)) as container:
+        return container.streams.video[0].index == info.video_stream
+
+
 def _rotation(container, stream) -> int | None:
     """Degrees counter-clockwise the decoded picture must turn (from the display matrix of frame 1); None
     when not one picture decodes."""
@@ -120,6 +126,18 @@ def _ends_where_it_claims(path: str, stream_index: int, duration: float) -> bool
         return end is None or end + max(start, 0.0) >= duration * 0.8 - 0.5
 
 
+def _seeks_inside(path: str, stream_index: int, duration: float) -> bool:
+    """Clips are cut with an input seek (`-ss` before `-i`): a file that refuses a seek to its middle (a `-c
+    copy` cut that kept timestamps before zero) gives ffmpeg no picture at all."""
+    with _open(path) as container:
+        stream = container.streams[stream_index]
+        try:
+            container.seek(int(duration / 2 / stream.time_base), stream=stream, backward=True, any_frame=False)
+        except av.error.FFmpegError:
+            return False
+    return True
+
+
 def probe(path: str | Path, name: str | None = None) -> MediaInfo:
     """MediaInfo for `path`; ProbeError naming the file when it is not a usable video. Any other failure
     while reading one file is a ProbeError too, so one odd file never sinks a batch."""
@@ -180,6 +198,9 @@ def _probe(path: str, name: str) -> MediaInfo:
     if not measured and not _ends_where_it_claims(path, index, duration):
         raise ProbeError(name, f"is truncated or corrupt: its header claims {duration:.1f} s "
                          "but the data stops early")
+    if not _seeks_inside(path, index, duration):
+        raise ProbeError(name, "cannot be cut into clips: seeking inside it fails (as in a `-c copy` cut that "
+                         "kept timestamps before zero); re-encode it first")
     display_w = int(round(ctx.width * sar))
     display_h = ctx.height
     if rotation in (90, 270):
