@@ -201,3 +201,21 @@ def test_a_cover_picture_before_the_video_is_not_taken_for_it(tmp_path):
     with av.open(video.path) as copy:
         assert [(s.codec_context.name, s.codec_context.width) for s in copy.streams.video] == [("h264", 160)]
     assert both.exists() and video.sha256 == sha256_file(both)
+
+
+def test_measuring_a_file_without_a_duration_is_bounded_in_time(tmp_path, monkeypatch):
+    """A huge file without a duration is not read for ever: past MEASURE_SECONDS of reading it is refused."""
+    import subprocess
+
+    from autoclip.media import probe as probing
+    from autoclip.media.ffmpeg import ffmpeg_binary
+
+    live = tmp_path / "live.mkv"
+    with open(live, "wb") as out:  # 20 s: 500 pictures and about 940 sound packets, past the first check
+        subprocess.run([ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
+                        "testsrc2=s=96x64:r=25:d=20", "-f", "lavfi", "-i", "sine=d=20", "-c:v", "libx264",
+                        "-preset", "ultrafast", "-c:a", "aac", "-f", "matroska", "pipe:1"], stdout=out, check=True)
+    assert probe(live).duration == pytest.approx(20.0, abs=0.1)
+    monkeypatch.setattr(probing, "MEASURE_SECONDS", 0.0)
+    with pytest.raises(InputError, match="has no duration in its header and is too large to measure within 0 s"):
+        probe(live)
