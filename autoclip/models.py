@@ -20,6 +20,7 @@ class MediaInfo(BaseModel):
     variable_frame_rate: bool = False
     video_codec: str
     has_audio: bool
+    video_stream: int = Field(0, description="index of the moving-picture stream (a cover picture may come first)")
     audio_codec: str | None = None
     sample_rate: int | None = None
     channels: int | None = None

@@ -403,6 +403,30 @@ def test_an_oversize_file_is_cut_off_and_the_others_kept(small_api, tmp_path):
     assert len(kept) == 1 and kept.pop().stat().st_size == small.stat().st_size
 
 
+def test_a_file_that_refuses_to_seek_and_an_audio_file_get_their_own_answers(small_api, tmp_path):
+    """A Sorenson FLV made probing raise PermissionError: the upload answered 500 and stranded the other
+    files in .staging. Now it is kept, the song with album art is refused as audio only, nothing is left."""
+    from autoclip.media.ffmpeg import run_ffmpeg
+
+    api, data = small_api
+    key = api.key("frank")
+    flv, cover, song = tmp_path / "sorenson.flv", tmp_path / "cover.png", tmp_path / "song.mp4"
+    run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=s=160x90:r=10:d=3", "-f", "lavfi", "-i", "sine=d=3",
+                "-c:v", "flv", "-c:a", "mp3", "-ar", "44100", str(flv)], what="a Sorenson FLV")
+    run_ffmpeg(["-f", "lavfi", "-i", "color=red:s=64x64", "-frames:v", "1", str(cover)], what="a cover")
+    run_ffmpeg(["-f", "lavfi", "-i", "sine=d=3", "-i", str(cover), "-map", "0", "-map", "1", "-c:a", "aac",
+                "-c:v", "png", "-disposition:v", "attached_pic", str(song)], what="a song with album art")
+    before = set(_stored(data))
+    status, reply = api.upload(key, [(song.name, song.read_bytes()), (flv.name, flv.read_bytes())])
+    assert status == 200, reply
+    refused, kept = reply["results"]
+    assert not refused["ok"] and refused["error"] == ("has no video stream (an audio-only file with a cover "
+                                                      "picture); a reel needs pictures")
+    assert kept["ok"] and kept["video"]["codec"] == "flv" and abs(kept["video"]["duration"] - 3) < 0.1, kept
+    assert [p.stat().st_size for p in set(_stored(data)) - before] == [flv.stat().st_size]
+    assert not list((data / "videos" / ".staging").iterdir())
+
+
 def test_an_oversize_request_is_refused_mid_stream_with_nothing_left(small_api):
     api, data = small_api
     key = api.key("erin")

@@ -76,3 +76,46 @@ def test_whisper_windows_cover_the_audio_and_cut_in_quiet_places(tmp_path, monke
     assert 3.0 <= pieces[1][0] <= 3.3  # the first cut falls in the pause
     assert sum(len(p) for _, p in pieces) == len(tone)  # nothing lost, nothing repeated
     assert all(offset == pytest.approx(sum(len(p) for _, p in pieces[:i]) / rate) for i, (offset, _) in enumerate(pieces))
+
+
+def _ffmpeg(*args: str) -> None:
+    from autoclip.media.ffmpeg import run_ffmpeg
+
+    run_ffmpeg(list(args), what="making a test video")
+
+
+@pytest.mark.parametrize("name, make", [
+    ("short.mp4", ["-f", "lavfi", "-i", "testsrc2=s=160x120:r=25:d=0.3", "-f", "lavfi", "-i", "sine=d=0.3",
+                   "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac"]),
+    ("one_frame.mp4", ["-f", "lavfi", "-i", "testsrc2=s=160x120:r=25:d=1", "-frames:v", "1",
+                       "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]),
+])
+def test_a_video_shorter_than_the_frame_interval_is_analysed(tmp_path, monkeypatch, name, make):
+    """0.3 s and one frame: the frame sampler still takes the first picture (ffmpeg's mjpeg encoder failed
+    on an image sequence that got none)."""
+    monkeypatch.setenv("AUTOCLIP_WHISPER_MODEL", "none")
+    settings = get_settings()
+    _ffmpeg(*make, str(tmp_path / name))
+    video = ingest(str(tmp_path / name), 0, tmp_path / "ws", settings)
+    assert video.info.duration < settings.frame_interval
+    analysis = analyze(video, tmp_path / "scratch", settings)
+    assert analysis.duration == pytest.approx(video.info.duration, abs=0.05)
+    result = ex.extract(video.path, video.info, tmp_path / "w", frame_interval=settings.frame_interval,
+                        scene_threshold=0.3)
+    assert [t for t, _ in result.frames] == [0] and result.frames[0][1].stat().st_size > 500
+
+
+def test_frames_come_from_the_video_not_a_cover_picture_before_it(tmp_path):
+    import av
+
+    cover = tmp_path / "cover.png"
+    _ffmpeg("-f", "lavfi", "-i", "color=red:s=64x64", "-frames:v", "1", str(cover))
+    both = tmp_path / "cover_first.mkv"
+    _ffmpeg("-i", str(cover), "-f", "lavfi", "-i", "testsrc2=s=160x120:r=25:d=4", "-map", "0", "-map", "1",
+            "-c:v:0", "png", "-c:v:1", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+            str(both))
+    result = ex.extract(both, probe(both), tmp_path / "w", frame_interval=1.0, scene_threshold=0.3)
+    assert len(result.frames) == 4
+    with av.open(str(result.frames[2][1])) as picture:
+        frame = next(picture.decode(video=0))
+    assert (frame.width, frame.height) == (320, 240)  # the 4:3 video, not the square cover

@@ -8,7 +8,7 @@ from autoclip.config import get_settings
 from autoclip.errors import InputError
 from autoclip.media.probe import probe
 from autoclip.sources import ingest
-from autoclip.sources.local import expand_sources
+from autoclip.sources.local import expand_sources, sha256_file
 
 
 def _ingest(path, tmp_path):
@@ -111,3 +111,111 @@ def test_a_long_gop_at_a_low_frame_rate_is_not_taken_for_a_truncated_file(media,
     assert probe(video).duration == pytest.approx(14.0, abs=0.1)
     with pytest.raises(InputError, match="truncated or corrupt"):  # and a truncated file is still found
         probe(media.truncated)
+
+
+# --- odd but ordinary files (the adversarial sweep) --------------------------------------------------------
+
+TONE = ["-f", "lavfi", "-i", "sine=d=5"]
+
+
+def _ffmpeg(*args: str, what: str) -> None:
+    from autoclip.media.ffmpeg import run_ffmpeg
+
+    run_ffmpeg(list(args), what=what)
+
+
+def test_files_that_refuse_to_seek_are_probed_and_ingested(tmp_path):
+    """Sorenson FLV and Matroska cut with `-c copy` and negative timestamps refuse `seek(0)` (PyAV raises
+    PermissionError, which killed the whole run): probing reads them without seeking, and the one that
+    cannot be cut at all is refused with its name and why."""
+    flv = tmp_path / "sorenson.flv"
+    _ffmpeg("-f", "lavfi", "-i", "testsrc2=s=160x120:r=25:d=5", *TONE, "-c:v", "flv", "-c:a", "mp3",
+            "-ar", "44100", str(flv), what="a Sorenson FLV")
+    bframes = tmp_path / "bframes.mp4"
+    _ffmpeg("-f", "lavfi", "-i", "testsrc2=s=160x120:r=25:d=8", "-c:v", "libx264", "-preset", "ultrafast",
+            "-bf", "16", "-pix_fmt", "yuv420p", str(bframes), what="a video with many B-frames")
+    negative = tmp_path / "negative_ts.mkv"
+    _ffmpeg("-ss", "3.3", "-i", str(bframes), "-c", "copy", "-avoid_negative_ts", "disabled", str(negative),
+            what="a cut with negative timestamps")
+    flv_info = _ingest(flv, tmp_path).info
+    assert flv_info.video_codec == "flv" and flv_info.duration == pytest.approx(5.0, abs=0.1)
+    # ffmpeg's input seek (how clips are cut) gives no picture from this one: refused, as one bad file
+    with pytest.raises(InputError) as caught:
+        _ingest(negative, tmp_path)
+    assert str(caught.value) == (f"{negative}: cannot be cut into clips: seeking inside it fails (as in a `-c "
+                                 "copy` cut that kept timestamps before zero); re-encode it first")
+
+
+def test_webm_and_matroska_without_a_duration_are_measured_from_their_packets(tmp_path):
+    """MediaRecorder WebM and live-muxed Matroska carry no Duration element: the length is read from the
+    packets instead of refusing the file as having no measurable duration."""
+    import subprocess
+
+    from autoclip.media.ffmpeg import ffmpeg_binary
+
+    made = {}
+    for name, codecs in (("recorded.webm", ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8",
+                                            "-c:a", "libopus", "-f", "webm"]),
+                         ("live.mkv", ["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac",
+                                       "-f", "matroska"])):
+        with open(tmp_path / name, "wb") as out:  # written to a pipe: the muxer cannot go back for the length
+            subprocess.run([ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
+                            "testsrc2=s=160x120:r=25:d=5", *TONE, *codecs, "pipe:1"],
+                           stdout=out, check=True)
+        made[name] = _ingest(tmp_path / name, tmp_path).info
+    import av
+
+    with av.open(str(tmp_path / "recorded.webm")) as container:
+        assert not container.duration  # the case at hand: the header says nothing about the length
+    for info in made.values():
+        assert info.duration == pytest.approx(5.0, abs=0.1) and info.width == 160
+
+
+def test_audio_with_album_art_is_called_audio_only(tmp_path):
+    cover = tmp_path / "cover.png"
+    _ffmpeg("-f", "lavfi", "-i", "color=red:s=64x64", "-frames:v", "1", str(cover), what="a cover picture")
+    song = tmp_path / "song.mp4"
+    _ffmpeg(*TONE, "-i", str(cover), "-map", "0", "-map", "1", "-c:a", "aac", "-c:v", "png",
+            "-disposition:v", "attached_pic", str(song), what="a song with album art")
+    with pytest.raises(InputError) as caught:
+        _ingest(song, tmp_path)
+    assert str(caught.value) == (f"{song}: has no video stream (an audio-only file with a cover picture); "
+                                 "a reel needs pictures")
+
+
+def test_a_cover_picture_before_the_video_is_not_taken_for_it(tmp_path):
+    """A Matroska file whose first video stream is a one-frame PNG (no attached_pic flag): the moving video
+    after it is the one probed."""
+    cover = tmp_path / "cover.png"
+    _ffmpeg("-f", "lavfi", "-i", "color=red:s=64x64", "-frames:v", "1", str(cover), what="a cover picture")
+    both = tmp_path / "cover_first.mkv"
+    _ffmpeg("-i", str(cover), "-f", "lavfi", "-i", "testsrc2=s=160x120:r=25:d=4", "-map", "0", "-map", "1",
+            "-c:v:0", "png", "-c:v:1", "libx264", "-preset", "ultrafast", str(both), what="cover then video")
+    info = probe(both)
+    assert (info.width, info.height, info.video_codec, info.video_stream) == (160, 120, "h264", 1)
+    # Cutting and rendering take the first video stream: the run's copy holds the video alone.
+    import av
+
+    video = _ingest(both, tmp_path)
+    assert video.info.video_stream == 0 and video.info.duration == pytest.approx(4.0, abs=0.1)
+    with av.open(video.path) as copy:
+        assert [(s.codec_context.name, s.codec_context.width) for s in copy.streams.video] == [("h264", 160)]
+    assert both.exists() and video.sha256 == sha256_file(both)
+
+
+def test_measuring_a_file_without_a_duration_is_bounded_in_time(tmp_path, monkeypatch):
+    """A huge file without a duration is not read for ever: past MEASURE_SECONDS of reading it is refused."""
+    import subprocess
+
+    from autoclip.media import probe as probing
+    from autoclip.media.ffmpeg import ffmpeg_binary
+
+    live = tmp_path / "live.mkv"
+    with open(live, "wb") as out:  # 20 s: 500 pictures and about 940 sound packets, past the first check
+        subprocess.run([ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
+                        "testsrc2=s=96x64:r=25:d=20", "-f", "lavfi", "-i", "sine=d=20", "-c:v", "libx264",
+                        "-preset", "ultrafast", "-c:a", "aac", "-f", "matroska", "pipe:1"], stdout=out, check=True)
+    assert probe(live).duration == pytest.approx(20.0, abs=0.1)
+    monkeypatch.setattr(probing, "MEASURE_SECONDS", 0.0)
+    with pytest.raises(InputError, match="has no duration in its header and is too large to measure within 0 s"):
+        probe(live)

@@ -250,16 +250,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             receiver.discard()
             raise
         results = []
-        for part in receiver.parts:
-            if part.error:
-                results.append(UploadItem(filename=part.filename, ok=False, error=part.error))
-                continue
-            try:
-                video = await run_in_threadpool(keep, part, key)
-                results.append(UploadItem(filename=part.filename, ok=True, video=video))
-            except AutoclipError as exc:
-                reason = exc.reason if isinstance(exc, InputError) else str(exc)
-                results.append(UploadItem(filename=part.filename, ok=False, error=reason))
+        try:
+            for part in receiver.parts:
+                if part.error:
+                    results.append(UploadItem(filename=part.filename, ok=False, error=part.error))
+                    continue
+                try:
+                    video = await run_in_threadpool(keep, part, key)
+                    results.append(UploadItem(filename=part.filename, ok=True, video=video))
+                except AutoclipError as exc:
+                    reason = exc.reason if isinstance(exc, InputError) else str(exc)
+                    results.append(UploadItem(filename=part.filename, ok=False, error=reason))
+        finally:
+            receiver.discard()  # a fault that still escapes leaves no staging file of the files after it
         if not receiver.parts:
             raise HTTPException(400, "no files in the request (send them in the multipart field 'files')")
         return UploadOut(videos=[r.video for r in results if r.video], results=results)

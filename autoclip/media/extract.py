@@ -47,11 +47,14 @@ def extract(path: str | Path, info: MediaInfo, workdir: Path, *, frame_interval:
     frames_dir.mkdir(exist_ok=True)
     scores_file = workdir / "scene_scores.txt"
     wav = workdir / "audio.wav" if info.has_audio else None
+    # A video shorter than one sampling interval still gives its first frame (fps drops a last, partial
+    # interval by default, and ffmpeg fails on an image sequence that gets no picture).
+    eof = ":eof_action=pass" if info.duration < frame_interval else ""
     graph = (
-        f"[0:v]split=2[s][f];"
+        f"[0:{info.video_stream}]split=2[s][f];"
         f"[s]scale={SCENE_WIDTH}:-2:flags=fast_bilinear,select='gte(scene,0)',"
         f"metadata=print:key=lavfi.scene_score:file='{_filter_path(scores_file)}'[sv];"
-        f"[f]fps=1/{frame_interval:g}:start_time=0,scale={FRAME_WIDTH}:-2,setsar=1[fv]"
+        f"[f]fps=1/{frame_interval:g}:start_time=0{eof},scale={FRAME_WIDTH}:-2,setsar=1[fv]"
     )
     threads = ["-threads", "1"] if info.width * info.height <= SINGLE_THREAD_PIXELS else []
     args = [*threads, "-i", str(path), "-filter_complex", graph,

@@ -7,7 +7,8 @@ from pathlib import Path, PurePosixPath
 
 from autoclip.config import Settings
 from autoclip.errors import AutoclipError, InputError
-from autoclip.media.probe import probe
+from autoclip.media.ffmpeg import run_ffmpeg
+from autoclip.media.probe import probe, video_comes_first
 from autoclip.models import Rejection, SourceVideo
 from autoclip.sources.local import check_file, expand_sources as expand_local, place_in_workspace, sha256_file
 
@@ -115,6 +116,26 @@ def ingest(source: str, index: int, workspace: Path, settings: Settings) -> Sour
     path = check_file(str(path), settings.supported_formats, settings.max_video_size, name=source)
     info = probe(path, name=source)
     digest = sha256_file(path)
-    local = path if is_remote(source) else place_in_workspace(path, workspace / "inputs", index)
+    if not video_comes_first(path, info):
+        local = _without_cover(path, info, workspace / "inputs", index, source)
+        info = probe(local, name=source)
+    else:
+        local = path if is_remote(source) else place_in_workspace(path, workspace / "inputs", index)
     return SourceVideo(index=index, source=source, name=path.name, path=str(local), sha256=digest,
                        size_bytes=path.stat().st_size, info=info)
+
+
+def _without_cover(path: Path, info, folder: Path, index: int, source: str) -> Path:
+    """Cutting and rendering take a file's first video stream: when a cover picture comes before the video
+    (a PNG first in a Matroska file), the video and first audio are copied (no re-encoding) into the
+    workspace without it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{index:03d}.mkv"
+    target.unlink(missing_ok=True)
+    try:
+        run_ffmpeg(["-i", str(path), "-map", f"0:{info.video_stream}", "-map", "0:a:0?", "-c", "copy",
+                    str(target)], what=f"separating the video of {source} from its cover picture")
+    except AutoclipError as exc:
+        target.unlink(missing_ok=True)
+        raise InputError(source, f"its video cannot be separated from the cover picture before it ({exc})") from None
+    return target
