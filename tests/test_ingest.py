@@ -219,3 +219,21 @@ def test_measuring_a_file_without_a_duration_is_bounded_in_time(tmp_path, monkey
     monkeypatch.setattr(probing, "MEASURE_SECONDS", 0.0)
     with pytest.raises(InputError, match="has no duration in its header and is too large to measure within 0 s"):
         probe(live)
+
+
+def test_a_name_with_brackets_and_a_relative_symlink_are_files(media, tmp_path):
+    """Found by an adversarial sweep: "trip [1080p].mp4" was taken for a glob that matched nothing, and a
+    relative symlink was hard-linked as the link itself into the workspace, where it pointed nowhere."""
+    import shutil
+
+    named = tmp_path / "trip [1080p].mp4"
+    shutil.copyfile(media.two_shots, named)
+    found, rejected = expand_sources([str(named)], get_settings().supported_formats)
+    assert found == [str(named)] and rejected == []
+    (tmp_path / "clips").mkdir()
+    shutil.copyfile(media.two_shots, tmp_path / "clips" / "a.mp4")
+    (tmp_path / "links").mkdir()
+    (tmp_path / "links" / "a.mp4").symlink_to(Path("..") / "clips" / "a.mp4")
+    for source in (named, tmp_path / "links" / "a.mp4"):
+        video = _ingest(source, tmp_path)
+        assert probe(Path(video.path)).duration > 0, video.path  # the workspace copy is readable

@@ -37,7 +37,8 @@ def confine(sources: list[str], output: str, settings: Settings) -> tuple[list[s
         path = Path(source).expanduser()
         if not path.is_absolute():
             path = roots[0] / path
-        resolved = Path(os.path.realpath(path)) if not _has_magic(source) else Path(os.path.normpath(path))
+        pattern = _has_magic(source) and not path.exists()  # a file may have [ ] in its name
+        resolved = Path(os.path.normpath(path)) if pattern else Path(os.path.realpath(path))
         if not any(_inside(resolved, root) for root in roots):
             raise InputError(source, f"is outside the source roots ({', '.join(map(str, roots))}; "
                              "AUTOCLIP_SOURCE_ROOTS) that runs from a deployment may read")

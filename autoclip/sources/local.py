@@ -23,7 +23,7 @@ def expand_sources(sources: list[str], formats: tuple[str, ...]) -> tuple[list[s
     rejected: list[Rejection] = []
     for source in sources:
         path = Path(source).expanduser()
-        if glob.has_magic(source):
+        if glob.has_magic(source) and not path.exists():  # "trip [1080p].mp4" is a file, not a pattern
             matches = sorted(m for m in glob.glob(os.path.expanduser(source), recursive=True)
                              if Path(m).is_file() and Path(m).suffix.lower().lstrip(".") in formats)
             if not matches:
@@ -78,6 +78,7 @@ def place_in_workspace(path: Path, workspace: Path, index: int) -> Path:
     workspace.mkdir(parents=True, exist_ok=True)
     target = workspace / f"{index:03d}{path.suffix.lower()}"
     target.unlink(missing_ok=True)
+    path = Path(os.path.realpath(path))  # a (relative) symlink is linked as what it points to, not as itself
     try:
         os.link(path, target)
     except OSError:

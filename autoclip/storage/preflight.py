@@ -90,7 +90,8 @@ def check_not_among_inputs(sources: list[str], output: Path, allow: bool) -> Non
         if "://" in source:
             continue
         path = Path(source).expanduser()
-        if glob.has_magic(source):
+        pattern = glob.has_magic(source) and not path.exists()  # a file may have [ ] in its name
+        if pattern:
             pattern = os.path.abspath(os.path.expanduser(source))
             hit = fnmatch.fnmatch(str(out), pattern) or fnmatch.fnmatch(os.path.abspath(output), pattern)
         elif path.is_dir():
@@ -98,7 +99,7 @@ def check_not_among_inputs(sources: list[str], output: Path, allow: bool) -> Non
         else:
             hit = Path(os.path.realpath(path)) in names
         if hit:
-            what = "is the source" if not path.is_dir() and not glob.has_magic(source) else \
+            what = "is the source" if not path.is_dir() and not pattern else \
                 f"is inside the input {source}, so the next run would take the reel as a source"
             raise InputError(str(output), f"the output {what}; choose another -o "
                              "(or pass --allow-output-among-inputs)")
