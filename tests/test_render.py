@@ -162,6 +162,34 @@ def test_a_stream_that_starts_late_keeps_its_place_in_the_reel(media, tmp_path, 
         assert blue == pytest.approx(expected, abs=FRAME), name
 
 
+def _sound_extent(source: Path, tmp_path: Path) -> tuple[float, float, float]:
+    """(analysed duration, first and last loud moment) as the analysis sees `source`."""
+    from autoclip.media import extract as ex
+
+    extraction = ex.extract(source, probe(source), tmp_path / f"x_{source.stem}", frame_interval=1.0,
+                            scene_threshold=0.3)
+    levels, _ = ex.audio_levels(extraction.wav)
+    loud = [k * ex.LOUDNESS_STEP for k, level in enumerate(levels) if level > -40]
+    return extraction.duration, loud[0], loud[-1] + ex.LOUDNESS_STEP
+
+
+def test_analysis_hears_the_sound_where_the_render_plays_it(tmp_path):
+    """The analysis reads the sound on the picture's timeline, as the render plays it: a track that starts
+    2 s late is loud from MARK on (it was read as starting at 0), and a 2 s track on 6 s of picture leaves a
+    6 s video with 4 s of silence (it was analysed as a 2 s video)."""
+    late = _late_stream_source(tmp_path / "late_audio.mp4", "audio")
+    duration, first, last = _sound_extent(late, tmp_path)
+    assert duration == pytest.approx(6.0, abs=FRAME)
+    assert (first, last) == (pytest.approx(MARK, abs=0.25), pytest.approx(6.0, abs=0.25))
+
+    short = tmp_path / "short_sound.mp4"
+    run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=s=160x120:r=25:d=6", "-f", "lavfi", "-i", "sine=d=2",
+                "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", str(short)], what="making short_sound.mp4")
+    duration, first, last = _sound_extent(short, tmp_path)
+    assert duration == pytest.approx(6.0, abs=FRAME)
+    assert (first, last) == (pytest.approx(0.0, abs=0.25), pytest.approx(2.0, abs=0.25))
+
+
 def test_h264_flv_renders_from_its_start(tmp_path):
     """An H.264/AAC FLV with one keyframe: seeking it to 0 (its first keyframe is at 0.08 s) gave no
     pictures at all and the reel failed verification."""
