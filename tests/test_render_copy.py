@@ -155,3 +155,23 @@ def test_an_open_gop_source_is_refused_by_the_copy(tmp_path):
         assert count == 50
         source = [h for t, h in _frame_hashes(src) if 2 - 1e-6 <= t < 4 - 1e-6]
         assert [h for _, h in _frame_hashes(tmp_path / "v.mp4")] == source
+
+
+def test_copied_pictures_keep_a_late_sound_in_place(tmp_path, monkeypatch):
+    """Sound that starts 2 s after the picture: with the pictures copied, the tone still starts where it
+    does in the source (it was moved to the clip's start before)."""
+    src = tmp_path / "late_sound.mp4"
+    run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=s=320x180:r=25:d=6", "-itsoffset", "2", "-f", "lavfi", "-i",
+                "sine=f=440:d=4:sample_rate=48000", "-map", "0:v", "-map", "1:a", *FIXED_GOP, "-c:a", "aac",
+                "-b:a", "64k", str(src)], what="making late_sound.mp4")
+    monkeypatch.setattr(rd, "build_graph", lambda *args: pytest.fail("re-encoded"))
+    out = tmp_path / "r.mp4"
+    rd.render([_clip(src, 1, 4), _clip(src, 0, 1, 1)], _infos(src), ClipOptions(**SMALL), out, allow_copy=True)
+    loud = []
+    with av.open(str(out)) as container:
+        for frame in container.decode(audio=0):
+            level = abs(frame.to_ndarray()).max()
+            loud.append((frame.time, level > 0.05))
+    onset = next(t for t, on in loud if on)
+    assert onset == pytest.approx(1.0, abs=1 / 25 + 1024 / 48000)  # source 2 s is 1 s into the first clip
+    assert not any(on for t, on in loud if t >= 3.0 + 1024 / 48000)  # the second clip (source 0-1 s) is silent

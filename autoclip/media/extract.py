@@ -61,14 +61,17 @@ def extract(path: str | Path, info: MediaInfo, workdir: Path, *, frame_interval:
             "-map", "[sv]", "-f", "null", "-",
             "-map", "[fv]", "-q:v", "5", "-start_number", "0", str(frames_dir / "%05d.jpg")]
     if wav:
-        args += ["-map", "0:a:0", "-ac", "1", "-ar", "16000", "-c:a", "pcm_s16le", str(wav)]
+        # the sound on the picture's timeline, as the render plays it: silence before a track that starts
+        # late (one starting 2 s after the picture was read as starting at 0) and after one that ends early
+        # (a 2 s track on 6 s of picture had levels for 2 s only and counted as sound throughout)
+        pad = f",apad=whole_dur={info.duration:.3f}" if info.duration > 0 else ""
+        args += ["-map", "0:a:0", "-af", f"aresample=async=1:first_pts=0{pad}", "-ac", "1", "-ar", "16000",
+                 "-c:a", "pcm_s16le", str(wav)]
     run_ffmpeg(args, what=f"analysing {name or path}")
 
     times, scores = parse_scene_scores(scores_file)
     frames = [(i * frame_interval, p) for i, p in enumerate(sorted(frames_dir.glob("*.jpg")))]
-    decoded = max([times[-1] + 1 / max(info.fps, 1)] if times else [0.0])
-    if wav:
-        decoded = max(decoded, wav_duration(wav))
+    decoded = times[-1] + 1 / max(info.fps, 1) if times else 0.0  # the picture's length, not the sound's
     return Extraction(duration=min(decoded, info.duration) if decoded else info.duration, wav=wav,
                       frames=frames, shot_cuts=shot_cuts(times, scores, scene_threshold),
                       activity=activity_per_second(times, scores))

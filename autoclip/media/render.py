@@ -1,8 +1,10 @@
 """EditPlan -> one H.264/AAC MP4.
 
 The default engine builds ONE ffmpeg filter graph with ffmpeg-python: every clip is its own accurately
-seeked input, normalised (rotation, square pixels, letterbox/pillarbox, fps, yuv420p, 48 kHz stereo,
-silence where the source has none), then concatenated and encoded once. The moviepy engine does the same
+seeked input (a cut in the first second is read from the file's start), placed by its timestamps (a
+stream that starts later than the other keeps its place), normalised (rotation, square pixels,
+letterbox/pillarbox, fps, yuv420p, 48 kHz stereo, silence where the source has none), then concatenated
+and encoded once. The moviepy engine does the same
 through moviepy, kept for comparison. Both write to a temporary file and rename it only when the output
 has been verified, so a failed render leaves nothing at the destination.
 
@@ -52,6 +54,10 @@ SINGLE_THREAD_PIXELS = 1920 * 1088
 # of at most this many clips (pictures encoded once, sound kept as PCM) and the parts are joined with the
 # pictures copied and the sound encoded once, so a long reel costs no more memory than a short one.
 CLIPS_PER_PART = 8
+# A cut that starts this close to the beginning is read from the file's start instead of seeked to: an
+# H.264 FLV seeked before its first keyframe's time (`-ss 0` lands on 0.057 s, "could not seek") gives no
+# pictures at all, and decoding up to a second more costs nothing that matters.
+SEEK_FROM = 1.0
 
 
 def fit_size(info: MediaInfo, width: int, height: int) -> tuple[int, int]:
@@ -83,21 +89,33 @@ class _Inputs:
         return self.ffmpeg.input(filename, **options)
 
     def clip(self, clip: Clip, info: MediaInfo, start: float, duration: float, precision: int):
+        """The clip's input and how far past the cut its timestamps run (`start` when it is read from the
+        beginning, see `SEEK_FROM`; 0 when seeked). Either way a stream's timestamps keep their place in the
+        source, so a sound that starts later than the picture (or earlier) stays where it was."""
         threads = {"threads": 1} if info.width * info.height <= SINGLE_THREAD_PIXELS else {}
-        return self.open(clip.path, ss=f"{start:.{precision}f}", t=f"{duration:.{precision}f}", **threads)
+        start = round(start, precision)
+        if start < SEEK_FROM:
+            return self.open(clip.path, t=f"{start + duration:.{precision}f}", **threads), start
+        return self.open(clip.path, ss=f"{start:.{precision}f}", t=f"{duration:.{precision}f}", **threads), 0.0
 
     def silence(self, n: int, duration: float, precision: int):
         return self.open(f"anullsrc@clip{n}=channel_layout=stereo:sample_rate=48000", f="lavfi",
                          t=f"{duration:.{precision}f}").audio
 
 
-def _audio_chain(audio, duration: float, silence=None):
-    """Any sound -> 48 kHz stereo float, exactly `duration` long. With `silence` (a silent input of that
-    length) the sound is followed by it before the cut, so a clip whose sound reaches the graph as nothing
-    at all (found by the generative tests: a 0.125 s cut of an 8 kHz track before another clip) still gives
-    `duration` of silence instead of an empty segment, which the concat filter refuses ("Invalid data
-    found when processing input")."""
-    audio = audio.filter("aresample", 48000).filter("aformat", sample_fmts="fltp", channel_layouts="stereo")
+def _audio_chain(audio, duration: float, silence=None, shift: float = 0.0):
+    """Any sound -> 48 kHz stereo float, exactly `duration` long, from the cut's time on (its timestamps
+    less `shift`). The sound is placed by its timestamps, not by its first sample: silence fills the time
+    before a track that starts late and any gap over 0.1 s, samples before the cut are dropped (a track
+    starting 2 s after the picture had its tone moved 2 s early when the first sample was taken as the
+    cut). With `silence` (a silent input of that length) the sound is followed by it before the cut, so a
+    clip whose sound reaches the graph as nothing at all (found by the generative tests: a 0.125 s cut of
+    an 8 kHz track before another clip) still gives `duration` of silence instead of an empty segment,
+    which the concat filter refuses ("Invalid data found when processing input")."""
+    if shift:
+        audio = audio.filter("asetpts", f"PTS-{shift}/TB")
+    audio = (audio.filter("aresample", 48000, **{"async": 1, "first_pts": 0})
+             .filter("aformat", sample_fmts="fltp", channel_layouts="stereo"))
     if silence is not None:
         silence = silence.filter("aformat", sample_fmts="fltp", channel_layouts="stereo")
         audio = ffmpeg_python().concat(audio, silence, v=0, a=1)
@@ -122,10 +140,14 @@ def build_graph(clips: list[Clip], infos: dict[str, MediaInfo], options: ClipOpt
         # sync clip after clip (a trim by duration gave 13 frames to one 0.5 s clip at 25 fps and 12 to the
         # next, and the concat filter padded the sound each time)
         frames = max(1, round(duration * options.fps))
-        source = inputs.clip(clip, info, clip.start, duration, 3)
+        source, shift = inputs.clip(clip, info, clip.start, duration, 3)
         w, h = fit_size(info, W, H)
-        video = (source.video
-                 .filter("fps", fps=options.fps)
+        video = source.video
+        if shift:  # read from the file's start: drop what precedes the cut, as an accurate seek does
+            video = video.filter("trim", start=shift).filter("setpts", f"PTS-{shift}/TB")
+        # from the cut's time on, by timestamps: a picture that starts after the sound holds its first frame
+        video = (video
+                 .filter("fps", fps=options.fps, start_time=0)
                  .filter("scale", w, h, flags="bicubic")
                  .filter("setsar", "1")
                  .filter("pad", W, H, (W - w) // 2, (H - h) // 2, color="black")
@@ -135,7 +157,8 @@ def build_graph(clips: list[Clip], infos: dict[str, MediaInfo], options: ClipOpt
                  .filter("setpts", "PTS-STARTPTS"))
         length = frames / options.fps
         silence = inputs.silence(n, length, 6)
-        audio = _audio_chain(source.audio, length, silence) if info.has_audio else _audio_chain(silence, length)
+        audio = (_audio_chain(source.audio, length, silence, shift) if info.has_audio
+                 else _audio_chain(silence, length))
         parts += [video, audio]
     joined = ffmpeg.concat(*parts, v=1, a=1).node
     sound = {"acodec": "pcm_s16le", "f": "mov"} if part else {"acodec": "aac", "audio_bitrate": "128k",
@@ -457,8 +480,11 @@ def render_copy(clips: list[Clip], segments: list[CopySegment], infos: dict[str,
             duration = round(seg.end - seg.start, 6)
             info = infos[clip.path]
             silence = inputs.silence(n, duration, 6)
-            parts.append(_audio_chain(inputs.clip(clip, info, seg.start, duration, 6).audio, duration, silence)
-                         if info.has_audio else _audio_chain(silence, duration))
+            if info.has_audio:
+                source, shift = inputs.clip(clip, info, seg.start, duration, 6)
+                parts.append(_audio_chain(source.audio, duration, silence, shift))
+            else:
+                parts.append(_audio_chain(silence, duration))
         sound = ffmpeg.concat(*parts, v=0, a=1) if len(parts) > 1 else parts[0]
         video = ffmpeg.input(str(video_only)).video
         node = ffmpeg.output(video, sound, str(output), vcodec="copy", acodec="aac", audio_bitrate="128k",
