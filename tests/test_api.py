@@ -192,6 +192,8 @@ def test_upload_start_follow_and_download_with_local_storage(api, worker, clips,
     status, headers, part = api.call("GET", done["downloads"]["reel"], None, headers={"Range": "bytes=100-199"})
     assert status == 206 and part["bytes"] == whole["bytes"][100:200]
     assert headers["content-range"] == f"bytes 100-199/{len(whole['bytes'])}"
+    status, headers, head = api.call("HEAD", done["downloads"]["reel"], None)  # size and type, no body
+    assert status == 200 and int(headers["content-length"]) == len(whole["bytes"]) and head["bytes"] == b""
     with av.open(str(reel_file)) as reel:
         assert abs(float(reel.duration / 1e6) - 8) < 1.0
     status, _, plan = api.call("GET", done["downloads"]["plan"], None)

@@ -349,10 +349,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         described = await asyncio.gather(*(_describe(t, details=False) for t in tasks))
         return TaskPage(tasks=list(described), page=page, page_size=page_size, total=total)
 
-    @app.get("/api/v1/files/{task_id}/{kind}", tags=["tasks"])
+    @app.api_route("/api/v1/files/{task_id}/{kind}", methods=["GET", "HEAD"], tags=["tasks"])
     async def download(task_id: str, kind: Literal["reel", "plan", "subtitles"], expires: int, sig: str):
-        """A task's output from local storage (Range requests supported). The link comes signed and
-        time-limited in GET /tasks/{id}, so a <video> element or a plain browser can use it."""
+        """A task's output from local storage (Range requests supported; HEAD for its size and type). The
+        link comes signed and time-limited in GET /tasks/{id}, so a <video> element or a plain browser can
+        use it."""
         if expires < time.time() or not hmac.compare_digest(sig, _signature(signing_key, task_id, kind, expires)):
             raise HTTPException(403, "the link is invalid or has expired; ask GET /api/v1/tasks/{id} for a new one")
         task = store.task_by_id(task_id)
