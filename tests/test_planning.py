@@ -171,3 +171,12 @@ def test_a_trailing_fragment_joins_its_neighbour_instead_of_becoming_a_flash():
     cands = candidate_segments(analysis, 0, first_id=1, min_len=1.5, max_len=8.0)
     assert cands[-1].end == 42.4 and cands[-1].duration > 1.5
     assert all(c.duration >= 1.5 for c in cands)
+
+
+def test_a_budget_shorter_than_any_clip_says_so():
+    """Found by an adversarial sweep: --duration 0.01 said "no clips left after fitting the plan"."""
+    analysis = _talk()
+    cands = {c.id: c for c in candidate_segments(analysis, 0, first_id=1, min_len=1.5, max_len=8.0)}
+    picks = [Pick(segment_id=i) for i, c in cands.items() if c.kind == "speech"][:2]
+    with pytest.raises(PlanError, match=r"no clip fits a 0\.01 s reel: a clip lasts at least 0\.5 s"):
+        build_clips(picks, cands, {0: (_video(0, 30.0), analysis)}, 0.01)

@@ -286,7 +286,8 @@ def fit_budget(clips: list[Clip], target: float, min_clip: float,
     else:
         out = _keep_whole_clips(clips, target, min_clip, guides, taken, elastic)
     if len(out) == 1 and out[0].duration < min(MIN_CLIP, guides[out[0].video_index].limit if guides else MIN_CLIP) - 1e-3:
-        raise PlanError("no clips left after fitting the plan to its duration budget")
+        raise PlanError(f"no clip fits a {target:g} s reel: a clip lasts at least {MIN_CLIP:g} s (or all of a "
+                        "shorter video); ask for a longer --duration")
     _give_pads_back(out, target, taken)
     return out
 
