@@ -30,6 +30,15 @@ def test_bad_files_are_refused_with_their_name_and_reason(media, tmp_path, name,
     assert reason in str(caught.value)
 
 
+def test_a_file_without_an_extension_is_told_so(media, tmp_path):
+    import shutil
+
+    bare = tmp_path / "clip"
+    shutil.copyfile(media.two_shots, bare)
+    with pytest.raises(InputError, match=r"clip: has no file extension to tell its format \(supported: "):
+        _ingest(bare, tmp_path)
+
+
 def test_missing_path(tmp_path):
     with pytest.raises(InputError, match=r"nothing_here\.mp4: does not exist"):
         _ingest(tmp_path / "nothing_here.mp4", tmp_path)

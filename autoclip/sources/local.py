@@ -54,8 +54,8 @@ def check_file(source: str, formats: tuple[str, ...], max_size: int, name: str |
         raise InputError(source, "is not a regular file")
     ext = path.suffix.lower().lstrip(".")
     if ext not in formats:
-        raise InputError(source, f"unsupported format '.{ext}' (supported: {', '.join(formats)}; "
-                         "see AUTOCLIP_SUPPORTED_FORMATS)")
+        what = f"unsupported format '.{ext}'" if ext else "has no file extension to tell its format"
+        raise InputError(source, f"{what} (supported: {', '.join(formats)}; see AUTOCLIP_SUPPORTED_FORMATS)")
     size = path.stat().st_size
     if size == 0:
         raise InputError(source, "is empty (0 bytes)")
