@@ -39,7 +39,6 @@ ON_TOPIC = 0.25  # a sentence this close to the job's most on-theme one (0-1) is
 NEAR_DUPLICATE = 0.7  # term overlap (Jaccard) above which two spoken moments say the same thing
 KIND_BASE = {"speech": 0.3, "sound_event": 0.85, "visual_event": 0.6, "footage": 0.15, "quiet": 0.02}
 FILLER = 0.3  # below this a moment is filler (off-topic talk, plain footage, quiet) ...
-MOMENT = 0.5  # what being one more moment in the reel is worth, beside its score (0-1)
 FILL_SHARE = 0.9  # ... used only when better moments cannot fill this share of the budget
 SLACK = 0.02  # seconds per pick kept free for rounding (the timeline's pads and guards are in the weights)
 EVENTS = ("sound_event", "visual_event")  # kinds whose start carries them: they may be shortened
@@ -233,8 +232,7 @@ class HeuristicPlanner:
             return elastic(c, request.min_clip) + SLACK
 
         def value(c: Candidate) -> float:
-            """Moments count (an editor's reel is a set of moments): each is worth MOMENT on top of its score,
-            so two good moments outweigh one better but longer one; seconds only break ties."""
+            """Moments count (an editor's reel is a set of moments); seconds only break ties."""
             return score[c.id] * (1 + 0.05 * c.duration)
 
         terms_of = {c.id: frozenset(content_terms(c.text)) if c.text else frozenset() for c in request.candidates}
