@@ -16,6 +16,7 @@ import math
 from autoclip.models import Candidate, Pick, Selection, SelectionRequest, Theme, Usage, VideoDigest
 from autoclip.planning import meaning as by_meaning
 from autoclip.planning.knapsack import best_fit
+from autoclip.planning.segments import EVENT_KINDS
 from autoclip.planning.timeline import EDGE_GUARD, MERGE_GAP, PAD, shortest_length
 from autoclip.planning.validation import selection_problems
 from autoclip.text import is_cjk, terms
@@ -41,7 +42,6 @@ KIND_BASE = {"speech": 0.3, "sound_event": 0.85, "visual_event": 0.6, "footage":
 FILLER = 0.3  # below this a moment is filler (off-topic talk, plain footage, quiet) ...
 FILL_SHARE = 0.9  # ... used only when better moments cannot fill this share of the budget
 SLACK = 0.02  # seconds per pick kept free for rounding (the timeline's pads and guards are in the weights)
-EVENTS = ("sound_event", "visual_event")  # kinds whose start carries them: they may be shortened
 MEANING_SPREAD = 0.1  # a job's sentences closer in meaning than this (cosine range) are judged by words alone
 
 
@@ -333,7 +333,7 @@ class HeuristicPlanner:
 def elastic(c: Candidate, min_clip: float) -> float:
     """The seconds a moment must have in the reel: an event (sound or picture) may lose its end
     (timeline.EVENT_KEEP), anything else plays whole; and the guard the timeline keeps at its edges."""
-    if c.kind in EVENTS:
+    if c.kind in EVENT_KINDS:
         return shortest_length(c.kind, c.duration, min_clip) + EDGE_GUARD
     return c.duration + (2 * EDGE_GUARD if c.kind == "speech" else 0.0)
 

@@ -18,6 +18,7 @@ from autoclip.models import Candidate, Interval, SourceVideo, VideoAnalysis, Vid
 from autoclip.text import ends_sentence, join_words
 
 KINDS = ("speech", "sound_event", "visual_event", "footage", "quiet")
+EVENT_KINDS = ("sound_event", "visual_event")  # their start carries them: a cut keeps it, shortens the end
 MIN_PAUSE = 0.2  # a real pause between words; shorter gaps are how words touch in running speech
 SENTENCE_PAUSE = 0.7  # an unpunctuated transcript: a pause this long ends a sentence
 LONG_PAUSE = 2.0  # a punctuated one: a pause this long still ends a sentence (a missed full stop)
@@ -118,7 +119,7 @@ def _after_dip(analysis: VideoAnalysis, floor: float, start: float) -> float:
     lo = int(floor / step)
     if not levels or at <= lo:
         return start
-    dip = min(range(lo, at), key=lambda i: (levels[i], -i))
+    dip = _quietest_step(levels, lo, at)
     if levels[dip] > levels[at] - DIP_DB:
         return start
     return round(min(start, max(floor, (dip + 0.5) * step)), 3)
@@ -349,7 +350,7 @@ def _split(m: Moment, max_len: float, preferred: float, cut_points: list[float],
     where to cut voiced sound with no pause and no words to go by (its quietest moment in a..b)."""
     if m.end - m.start <= max_len:
         return [m]
-    if m.kind == "sound_event" or m.kind == "visual_event":
+    if m.kind in EVENT_KINDS:
         return [Moment(m.start, m.start + max_len, m.kind, m.detail, m.text)]
     pieces = []
     start = m.start
@@ -377,8 +378,13 @@ def _quietest(analysis: VideoAnalysis, start: float, end: float) -> float | None
     lo, hi = int(start / step + 0.999), min(len(levels), int(end / step))
     if hi <= lo:
         return None
-    k = min(range(lo, hi), key=lambda i: (levels[i], -i))
+    k = _quietest_step(levels, lo, hi)
     return round(min(end, max(start, (k + 0.5) * step)), 3)
+
+
+def _quietest_step(levels: list[float], lo: int, hi: int) -> int:
+    """The index of the quietest of levels[lo:hi] (the latest, of equals)."""
+    return min(range(lo, hi), key=lambda i: (levels[i], -i))
 
 
 def _join_fragments(moments: list[Moment], min_len: float, max_len: float) -> list[Moment]:

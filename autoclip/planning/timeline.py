@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from autoclip.errors import PlanError
 from autoclip.models import Candidate, Clip, Interval, Pick, SourceVideo, VideoAnalysis
 from autoclip.planning.knapsack import best_fit
-from autoclip.planning.segments import DETECTORS, Moment, pauses, sentences
+from autoclip.planning.segments import DETECTORS, EVENT_KINDS, Moment, pauses, sentences
 
 PAD = 0.3  # breathing room before the first and after the last word, taken from the pause around it
 EXTEND_INTO_SENTENCE = 3.0  # a boundary inside a sentence moves out to its edge when that is this close
@@ -35,7 +35,7 @@ def shortest_length(kind: str, duration: float, min_clip: float) -> float:
     at least min_clip (or all of it, when shorter)."""
     if kind == "speech":
         return duration
-    if kind in ("sound_event", "visual_event"):
+    if kind in EVENT_KINDS:
         return min(duration, max(min_clip, EVENT_KEEP * duration))
     return min(duration, min_clip)
 
@@ -244,7 +244,7 @@ def _grow_footage(clips: list[Clip], target: float, candidates: dict[int, Candid
     """A reel short of its budget lets a clip of plain footage (picture only, sound without speech) run on
     into the same footage after it, up to the budget: it adds no moment the planner did not choose, only
     more of one, and it never reaches speech, silence or an event."""
-    room = target - sum(c.duration for c in clips)
+    room = target - _length(clips)
     if room < MIN_CLIP:
         return clips
     for clip in clips:
