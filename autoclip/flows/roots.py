@@ -7,6 +7,7 @@ Links and s3:// / oss:// URIs are not paths on the worker and pass unchanged. Ru
 
 from __future__ import annotations
 
+import glob
 import os
 from pathlib import Path
 
@@ -37,7 +38,7 @@ def confine(sources: list[str], output: str, settings: Settings) -> tuple[list[s
         path = Path(source).expanduser()
         if not path.is_absolute():
             path = roots[0] / path
-        pattern = _has_magic(source) and not path.exists()  # a file may have [ ] in its name
+        pattern = glob.has_magic(source) and not path.exists()  # a file may have [ ] in its name
         resolved = Path(os.path.normpath(path)) if pattern else Path(os.path.realpath(path))
         if not any(_inside(resolved, root) for root in roots):
             raise InputError(source, f"is outside the source roots ({', '.join(map(str, roots))}; "
@@ -57,7 +58,3 @@ def confine(sources: list[str], output: str, settings: Settings) -> tuple[list[s
 
 def _inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
-
-
-def _has_magic(source: str) -> bool:
-    return any(c in source for c in "*?[")

@@ -13,6 +13,12 @@ from autoclip.models import Rejection
 _HASH_CHUNK = 4 * 1024 * 1024
 
 
+def is_pattern(source: str) -> bool:
+    """Whether a local source is a glob to expand: it has * ? or [ and is not itself a file or folder
+    ("trip [1080p].mp4" is a file)."""
+    return glob.has_magic(source) and not Path(source).expanduser().exists()
+
+
 def expand_sources(sources: list[str], formats: tuple[str, ...]) -> tuple[list[str], list[Rejection]]:
     """Files named directly, matched by a glob, or found (non-recursively sorted) in a folder.
 
@@ -23,7 +29,7 @@ def expand_sources(sources: list[str], formats: tuple[str, ...]) -> tuple[list[s
     rejected: list[Rejection] = []
     for source in sources:
         path = Path(source).expanduser()
-        if glob.has_magic(source) and not path.exists():  # "trip [1080p].mp4" is a file, not a pattern
+        if is_pattern(source):
             matches = sorted(m for m in glob.glob(os.path.expanduser(source), recursive=True)
                              if Path(m).is_file() and Path(m).suffix.lower().lstrip(".") in formats)
             if not matches:

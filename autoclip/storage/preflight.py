@@ -5,7 +5,6 @@ sit among (or overwrite) the inputs."""
 from __future__ import annotations
 
 import fnmatch
-import glob
 import os
 import shutil
 import tempfile
@@ -13,6 +12,7 @@ from pathlib import Path
 
 from autoclip.config import ClipOptions, Settings
 from autoclip.errors import EnvironmentFault, InputError
+from autoclip.sources.local import is_pattern
 from autoclip.storage.outputs import Destination
 
 # What a run writes into its workspace besides the reel: a 16 kHz mono WAV (32 kB/s) and a few JPEGs per
@@ -37,12 +37,18 @@ def check_free_space(folder: Path, needed: int) -> None:
                                f"{needed / 1024**2:.0f} MiB (AUTOCLIP_WORKSPACE_DIR)")
 
 
-def check_writable(folder: Path) -> None:
-    """Create and remove a file in `folder`, or (when it does not exist yet) in the nearest folder above it
-    that does, since publishing will create the rest: permissions, read-only mounts. Creates nothing."""
+def _nearest_existing(folder: Path) -> Path:
+    """`folder`, or the nearest folder above it that exists (publishing creates the rest)."""
     existing = folder.resolve()
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
+    return existing
+
+
+def check_writable(folder: Path) -> None:
+    """Create and remove a file in `folder`, or (when it does not exist yet) in the nearest folder above it
+    that does, since publishing will create the rest: permissions, read-only mounts. Creates nothing."""
+    existing = _nearest_existing(folder)
     try:
         if not existing.is_dir():
             raise NotADirectoryError(20, "not a folder", str(existing))
@@ -65,9 +71,7 @@ def check_output_name(output: Path) -> None:
     if output.suffix.lower() not in REEL_SUFFIXES:
         raise InputError(str(output), f"the reel is an MP4 (H.264/AAC); give -o a name ending in .mp4 "
                          f"(or {', '.join(REEL_SUFFIXES[1:])}), not {output.suffix or 'no extension'}")
-    folder = output.parent.resolve() if str(output.parent) else Path(".").resolve()
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
+    folder = _nearest_existing(output.parent)
     try:
         limit = os.pathconf(folder, "PC_NAME_MAX")
     except (OSError, ValueError, AttributeError):
@@ -90,7 +94,7 @@ def check_not_among_inputs(sources: list[str], output: Path, allow: bool) -> Non
         if "://" in source:
             continue
         path = Path(source).expanduser()
-        pattern = glob.has_magic(source) and not path.exists()  # a file may have [ ] in its name
+        pattern = is_pattern(source)
         if pattern:
             pattern = os.path.abspath(os.path.expanduser(source))
             hit = fnmatch.fnmatch(str(out), pattern) or fnmatch.fnmatch(os.path.abspath(output), pattern)
